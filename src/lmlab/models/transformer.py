@@ -1,0 +1,254 @@
+"""Decoder-only Transformer with GPT-2 or Llama blocks, one readable file.
+
+``block="gpt2"``: LayerNorm, GELU MLP, learned absolute positions, biases.
+``block="llama"``: RMSNorm, SwiGLU MLP, rotary positions (RoPE), grouped-query attention.
+Both are pre-norm and use PyTorch's fused causal ``scaled_dot_product_attention``.
+``for_depth(depth)`` is the one dial that scales a sensible model (width 64 x depth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lmlab.errors import LmlabError
+from lmlab.models.base import LanguageModel
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int = 256
+    context_length: int = 256
+    n_layer: int = 4
+    n_head: int = 4
+    n_kv_head: int | None = None  # grouped-query attention (llama); None = n_head
+    d_model: int = 256
+    d_ff: int | None = None  # None: 4*d (gpt2) or 8/3*d rounded to 64 (llama)
+    block: str = "gpt2"  # "gpt2" | "llama"
+    dropout: float = 0.0
+    bias: bool | None = None  # None: True for gpt2, False for llama
+    tie_embeddings: bool = True
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.block not in ("gpt2", "llama"):
+            raise LmlabError(f"transformer block {self.block!r} unknown; use 'gpt2' or 'llama'")
+        if self.d_model % self.n_head:
+            raise LmlabError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
+        if self.kv_heads <= 0 or self.n_head % self.kv_heads:
+            raise LmlabError(f"n_head {self.n_head} must be a multiple of n_kv_head {self.kv_heads}")
+        if self.block == "llama" and self.head_dim % 2:
+            raise LmlabError(f"RoPE needs an even head size, got {self.head_dim}")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head or self.n_head
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def ff_dim(self) -> int:
+        if self.d_ff:
+            return self.d_ff
+        if self.block == "gpt2":
+            return 4 * self.d_model
+        return 64 * math.ceil(8 * self.d_model / 3 / 64)
+
+    @property
+    def use_bias(self) -> bool:
+        return self.block == "gpt2" if self.bias is None else self.bias
+
+
+def for_depth(depth: int, vocab_size: int, context_length: int, block: str = "gpt2") -> TransformerConfig:
+    """The one scale dial: ``depth`` layers, width 64*depth, heads of size 64.
+
+    depth 12 is GPT-2 small's shape; depth 4 gives a 3M-parameter model (plus embeddings).
+    """
+    if depth < 1:
+        raise LmlabError(f"--depth must be at least 1, got {depth}")
+    return TransformerConfig(
+        vocab_size=vocab_size, context_length=context_length, n_layer=depth,
+        n_head=depth, d_model=64 * depth, block=block,
+        n_kv_head=max(1, depth // 2) if block == "llama" and depth % 2 == 0 else None,
+    )
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding, preallocated to the context."""
+
+    def __init__(self, cfg: TransformerConfig, batch_size: int, device, dtype) -> None:
+        shape = (batch_size, cfg.kv_heads, cfg.context_length, cfg.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.pos = 0  # tokens already in the cache
+        self.capacity = cfg.context_length
+
+    def reset(self) -> None:
+        self.pos = 0
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+def _rope_tables(cfg: TransformerConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    inv = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim))
+    t = torch.arange(cfg.context_length).float()
+    freqs = torch.outer(t, inv)  # (T, hd/2)
+    return freqs.cos(), freqs.sin()
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (B, nh, T, hd); rotate pairs (first half, second half) as in Llama/HF.
+    x1, x2 = x.chunk(2, dim=-1)
+    cos = torch.cat([cos, cos], dim=-1).to(x.dtype)
+    sin = torch.cat([sin, sin], dim=-1).to(x.dtype)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_head, self.n_kv, self.hd = cfg.n_head, cfg.kv_heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_dim, bias=cfg.use_bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.use_bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split([self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1)
+        q = q.view(B, T, self.n_head, self.hd).transpose(1, 2)  # (B, nh, T, hd)
+        k = k.view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, self.n_kv, self.hd).transpose(1, 2)
+        if rope is not None:
+            q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
+        if cache is None:
+            is_causal, mask = True, None
+        else:
+            p = cache.pos
+            cache.k[layer][:, :, p : p + T] = k
+            cache.v[layer][:, :, p : p + T] = v
+            k, v = cache.k[layer][:, :, : p + T], cache.v[layer][:, :, : p + T]
+            if T == 1:
+                is_causal, mask = False, None
+            elif p == 0:
+                is_causal, mask = True, None
+            else:  # a chunk after cached tokens: query i sees keys up to p + i
+                is_causal = False
+                mask = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(diagonal=p)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv != self.n_head,
+        )
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.llama = cfg.block == "llama"
+        h = cfg.ff_dim
+        if self.llama:  # SwiGLU: silu(x W1) * (x W3), then W2
+            self.gate_up = nn.Linear(cfg.d_model, 2 * h, bias=cfg.use_bias)
+        else:
+            self.fc = nn.Linear(cfg.d_model, h, bias=cfg.use_bias)
+        self.proj = nn.Linear(h, cfg.d_model, bias=cfg.use_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.llama:
+            gate, up = self.gate_up(x).chunk(2, dim=-1)
+            return self.proj(F.silu(gate) * up)
+        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        norm = (lambda: RMSNorm(cfg.d_model, cfg.norm_eps)) if cfg.block == "llama" else (
+            lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias)
+        )
+        self.ln1, self.attn, self.ln2, self.mlp = norm(), Attention(cfg), norm(), MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, rope, cache, layer):
+        x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class Transformer(LanguageModel):
+    family = "transformer"
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.d_model) if cfg.block == "gpt2" else None
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.block == "llama" else nn.LayerNorm(
+            cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias
+        )
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.head.weight = self.tok_emb.weight
+        if cfg.block == "llama":
+            cos, sin = _rope_tables(cfg)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+
+    def new_state(self, batch_size: int, device="cpu", dtype: torch.dtype | None = None) -> KVCache:
+        return KVCache(self.config, batch_size, device, dtype or self.tok_emb.weight.dtype)
+
+    def hidden_states(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
+        """Final normalised hidden states ``(B, T, d)`` (for pooled embeddings and probes)."""
+        B, T = ids.shape
+        start = state.pos if state is not None else 0
+        if start + T > self.config.context_length:
+            raise LmlabError(
+                f"sequence of {start + T} tokens exceeds the context length {self.config.context_length}"
+            )
+        x = self.tok_emb(ids)
+        rope = None
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(start, start + T, device=ids.device))
+        else:
+            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+        x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, state, i)
+        if state is not None:
+            state.pos += T
+        return self.ln_f(x)
+
+    def forward(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
+        return self.head(self.hidden_states(ids, state))

@@ -1,0 +1,153 @@
+"""Word-level tokenizer: regex words and punctuation for English, jieba for Chinese.
+
+``\\w+|[^\\w\\s]`` splits English; any word that contains Chinese characters is cut further
+by jieba. The vocabulary keeps the most frequent ``max_vocab`` words; the rest become
+``<unk>``. Decoding re-joins words with spaces where English would have them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from lmlab.tokenize.base import EOS, UNK, Tokenizer
+
+WORD_RE = re.compile(r"\w+|[^\w\s]|\n")
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+_NO_SPACE_BEFORE = set(".,!?;:)]}%'\"”’」』》，。！？；：、）")
+_NO_SPACE_AFTER = set("([{“‘「『《（")
+
+_jieba = None
+
+
+def _jieba_cut(text: str) -> list[str]:
+    global _jieba
+    if _jieba is None:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        _jieba = jieba
+    return _jieba.lcut(text, HMM=True)
+
+
+def split_words(text: str, lowercase: bool = False, newlines: bool = True) -> Iterator[str]:
+    """The word and punctuation tokens of ``text`` (``"\\n"`` kept as a token if ``newlines``)."""
+    if lowercase:
+        text = text.lower()
+    for m in WORD_RE.finditer(text):
+        w = m.group()
+        if w == "\n":
+            if newlines:
+                yield w
+        elif _CJK_RE.search(w):
+            yield from _jieba_cut(w)
+        else:
+            yield w
+
+
+def _is_cjk(w: str) -> bool:
+    return bool(_CJK_RE.match(w))
+
+
+def join_words(words: list[str]) -> str:
+    """Inverse of :func:`split_words` up to spacing: spaces between English words only."""
+    out: list[str] = []
+    prev = ""
+    for w in words:
+        if out and w != "\n" and prev != "\n":
+            space = not (
+                w[0] in _NO_SPACE_BEFORE
+                or prev[-1] in _NO_SPACE_AFTER
+                or (_is_cjk(w) or _is_cjk(prev[-1]))
+            )
+            if space:
+                out.append(" ")
+        out.append(w)
+        prev = w
+    return "".join(out)
+
+
+class WordTokenizer(Tokenizer):
+    kind = "word"
+
+    def __init__(
+        self,
+        words: list[str],
+        lowercase: bool = False,
+        newlines: bool = True,
+        specials: tuple[str, ...] = (EOS, UNK),
+    ) -> None:
+        self.specials = list(specials)
+        self.words = list(words)
+        self.lowercase = lowercase
+        self.newlines = newlines
+        self._itos = self.specials + self.words
+        self._stoi = {w: i for i, w in enumerate(self._itos)}
+        self._unk = self._stoi[UNK]
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        max_vocab: int | None = 10000,
+        min_count: int = 1,
+        lowercase: bool = False,
+        newlines: bool = True,
+    ) -> WordTokenizer:
+        """Keep the ``max_vocab`` most frequent words seen at least ``min_count`` times."""
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update(split_words(t, lowercase, newlines))
+        # Ties broken alphabetically so the vocabulary does not depend on input order.
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        words = [w for w, c in ranked if c >= min_count and w not in (EOS, UNK)]
+        return cls(words[:max_vocab], lowercase, newlines)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._itos)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.specials)}
+
+    @property
+    def unk_id(self) -> int:
+        return self._unk
+
+    def tokens(self, text: str) -> list[str]:
+        return list(split_words(text, self.lowercase, self.newlines))
+
+    def encode(self, text: str) -> list[int]:
+        get, unk = self._stoi.get, self._unk
+        return [get(w, unk) for w in split_words(text, self.lowercase, self.newlines)]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        return np.fromiter(self.encode(text), dtype=np.int64)
+
+    def decode(self, ids: Any) -> str:
+        itos = self._itos
+        return join_words([itos[i] for i in np.asarray(ids).reshape(-1).tolist() if 0 <= i < len(itos)])
+
+    def id_to_piece(self, i: int) -> str:
+        return self._itos[i]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "specials": self.specials,
+            "lowercase": self.lowercase,
+            "newlines": self.newlines,
+            "words": self.words,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WordTokenizer:
+        return cls(
+            list(data["words"]), bool(data["lowercase"]), bool(data["newlines"]),
+            tuple(data["specials"]),
+        )
