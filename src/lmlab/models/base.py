@@ -45,5 +45,14 @@ class LanguageModel(nn.Module):
             n += p.numel()
         return n
 
+    def tensors_for_save(self) -> dict[str, torch.Tensor]:
+        """Everything to write to ``model.safetensors`` (tied weights once)."""
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`tensors_for_save`; families whose table sizes are not in the
+        config (n-gram) override this to adopt the loaded shapes."""
+        self.load_state_dict(tensors, strict=True)
+
     def forward(self, ids: torch.Tensor, state: Any = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
