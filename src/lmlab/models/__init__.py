@@ -42,3 +42,6 @@ def build_model(family: str, config: Any) -> LanguageModel:
 
 def model_config_dict(model: LanguageModel) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(model.config).items() if v is not None}
+
+# Families that register themselves on import.
+from lmlab.models import ngram as _ngram  # noqa: E402,F401
