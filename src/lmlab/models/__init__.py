@@ -45,3 +45,4 @@ def model_config_dict(model: LanguageModel) -> dict[str, Any]:
 
 # Families that register themselves on import.
 from lmlab.models import ngram as _ngram  # noqa: E402,F401
+from lmlab.models import nplm as _nplm  # noqa: E402,F401

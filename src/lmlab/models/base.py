@@ -46,13 +46,24 @@ class LanguageModel(nn.Module):
         return n
 
     def tensors_for_save(self) -> dict[str, torch.Tensor]:
-        """Everything to write to ``model.safetensors`` (tied weights once)."""
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        """Everything to write to ``model.safetensors``; a tied weight is stored once."""
+        out: dict[str, torch.Tensor] = {}
+        seen: set[int] = set()
+        for k, v in self.state_dict(keep_vars=True).items():
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            out[k] = v.detach().contiguous()
+        return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         """Inverse of :meth:`tensors_for_save`; families whose table sizes are not in the
         config (n-gram) override this to adopt the loaded shapes."""
-        self.load_state_dict(tensors, strict=True)
+        missing, unexpected = self.load_state_dict(tensors, strict=False)
+        tied = set(self.state_dict(keep_vars=True)) - set(self.tensors_for_save())
+        missing = [k for k in missing if k not in tied]
+        if missing or unexpected:
+            raise RuntimeError(f"missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
 
     def forward(self, ids: torch.Tensor, state: Any = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

@@ -1,0 +1,39 @@
+"""Pieces shared by several CLI verbs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--min-p", type=float, default=None)
+    g.add_argument("--repetition-penalty", type=float, default=1.0)
+    g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("-n", "--num-samples", type=int, default=1, help="independent samples")
+
+
+def sampling_from_args(args: argparse.Namespace):
+    from lmlab.generate import SamplingParams
+
+    return SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+        top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty,
+        stop=list(args.stop), seed=args.seed, n=args.num_samples,
+    )
+
+
+def one_line_warnings() -> None:
+    """Show warnings as ``lmlab: warning: ...`` on stderr, without source lines."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"lmlab: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show

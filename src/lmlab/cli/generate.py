@@ -1,0 +1,50 @@
+"""``lmlab generate``: sample text from a trained run, streaming tokens to the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lmlab.cli._common import add_sampling_args, one_line_warnings, sampling_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate text from a trained model",
+                       description="Generate text from a run directory, streaming as it goes.")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
+    p.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")
+    p.add_argument("--device", default="cpu")
+    add_sampling_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lmlab.data.sources import iter_file_text
+    from lmlab.generate import generate, generate_stream
+    from lmlab.run import load_run
+
+    one_line_warnings()
+    prompt = args.prompt
+    if args.prompt_file:
+        from pathlib import Path
+
+        from lmlab.errors import LmlabError
+
+        if not Path(args.prompt_file).is_file():
+            raise LmlabError(f"prompt file {args.prompt_file} not found")
+        prompt = "".join(iter_file_text(Path(args.prompt_file)))
+    params = sampling_from_args(args)
+    run_ = load_run(args.run, args.device)
+    out = sys.stdout
+    if params.n > 1:  # several samples: print each whole, one after the other
+        for i, c in enumerate(generate(run_.model, run_.tokenizer, prompt, params)):
+            out.write(f"=== sample {i + 1} ({c.finish_reason}) ===\n{prompt}{c.text}\n")
+        return 0
+    out.write(prompt)
+    for ev in generate_stream(run_.model, run_.tokenizer, prompt, params):
+        out.write(ev.text)
+        out.flush()
+    out.write("\n")
+    out.flush()
+    return 0

@@ -1,0 +1,1 @@
+"""Corpora in, token shards out: reading, built-in corpora, downloads, splits and batches."""

@@ -1,0 +1,1 @@
+"""Word embeddings: word2vec (CBOW, skip-gram) and GloVe, read-only vectors, evaluation."""

@@ -1,0 +1,135 @@
+"""GloVe (Pennington et al., 2014): weighted least squares on log co-occurrence counts.
+
+For every non-zero ``X_ij`` the loss is ``f(X_ij) (w_i . c_j + b_i + b'_j - log X_ij)^2`` with
+``f(x) = min(1, (x / x_max)^alpha)``, minimised by AdaGrad over the non-zeros in a shuffled
+order, as Stanford's ``glove.c`` does (same initialisation, learning rate and update). The saved
+vector of a word is ``w_i + c_i`` (Stanford's ``-model 2``). Threads share the parameters
+without locks; each job is a slice of the shuffled non-zeros.
+
+>>> from lmlab.embeddings.corpus import encode_corpus
+>>> corpus = encode_corpus([["the", "cat", "sat", "on", "the", "mat"]] * 20)
+>>> train_glove(corpus, GloveConfig(min_count=1, epochs=2, progress=False)).vectors.vector_size
+100
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from tqdm import tqdm
+
+from lmlab.embeddings._parallel import run_jobs
+from lmlab.embeddings.cooccur import cooccurrence
+from lmlab.embeddings.corpus import EncodedCorpus
+from lmlab.embeddings.vectors import Vectors
+from lmlab.embeddings.vocab import Vocab
+from lmlab.embeddings.word2vec import TrainResult, resolve_workers
+from lmlab.errors import LmlabError
+
+
+@dataclass
+class GloveConfig:
+    """Settings; defaults follow Stanford GloVe's demo (window 10, x_max 10, alpha 0.75)."""
+
+    vector_size: int = 100
+    window: int = 10
+    symmetric: bool = True
+    min_count: int = 5
+    max_vocab: int | None = None
+    x_max: float = 10.0
+    alpha: float = 0.75
+    eta: float = 0.05  # AdaGrad initial learning rate
+    epochs: int = 15
+    workers: int = 0  # 0: all cores
+    seed: int = 1
+    chunk_pairs: int = 500_000
+    progress: bool = True
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta):
+    """One AdaGrad pass over the given non-zeros; returns the summed loss (before updates)."""
+    d = w.shape[1]
+    cost = 0.0
+    for n in range(rows.shape[0]):
+        i = rows[n]
+        j = cols[n]
+        diff = np.float32(0.0)
+        for k in range(d):
+            diff += w[i, k] * c[j, k]
+        diff += bw[i] + bc[j] - logx[n]
+        fdiff = weight[n] * diff
+        cost += 0.5 * fdiff * diff
+        fdiff *= eta
+        for k in range(d):
+            t1 = fdiff * c[j, k]
+            t2 = fdiff * w[i, k]
+            w[i, k] -= t1 / math.sqrt(gw[i, k])
+            c[j, k] -= t2 / math.sqrt(gc[j, k])
+            gw[i, k] += t1 * t1
+            gc[j, k] += t2 * t2
+        bw[i] -= fdiff / math.sqrt(gbw[i])
+        bc[j] -= fdiff / math.sqrt(gbc[j])
+        gbw[i] += fdiff * fdiff
+        gbc[j] += fdiff * fdiff
+    return cost
+
+
+def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
+    """Count co-occurrences, then fit GloVe; returns word + context vectors."""
+    for name in ("vector_size", "window", "epochs", "min_count"):
+        if getattr(cfg, name) < 1:
+            raise LmlabError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    t0 = time.perf_counter()
+    vocab, remap = Vocab.build(corpus.words, corpus.counts, cfg.min_count, cfg.max_vocab)
+    x = cooccurrence(corpus.ids(), remap, len(vocab), cfg.window, cfg.symmetric,
+                     progress=cfg.progress)  # fmt: skip
+    if x.nnz == 0:
+        raise LmlabError("no co-occurrences: the corpus is too small for GloVe; add text")
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(x.nnz)  # shuffled once, as Stanford's shuffle step
+    rows = x.row[order].astype(np.int32)
+    cols = x.col[order].astype(np.int32)
+    vals = x.data[order].astype(np.float64)
+    logx = np.log(vals).astype(np.float32)
+    weight = np.minimum(1.0, (vals / cfg.x_max) ** cfg.alpha).astype(np.float32)
+    del vals, order, x
+    count_seconds = time.perf_counter() - t0
+
+    v, d = len(vocab), cfg.vector_size
+    init = (rng.random((2 * v, d + 1), dtype=np.float32) - 0.5) / d
+    w, c = np.ascontiguousarray(init[:v, :d]), np.ascontiguousarray(init[v:, :d])
+    bw, bc = init[:v, d].copy(), init[v:, d].copy()
+    gw, gc = np.ones_like(w), np.ones_like(c)
+    gbw, gbc = np.ones(v, np.float32), np.ones(v, np.float32)
+    eta = np.float32(cfg.eta)
+    n = len(rows)
+    bounds = list(range(0, n, cfg.chunk_pairs)) + [n]
+    jobs = [(e, k) for e in range(cfg.epochs) for k in range(len(bounds) - 1)]
+    costs = np.zeros(cfg.epochs)
+
+    def run(job: tuple[int, int]) -> int:
+        e, k = job
+        lo, hi = bounds[k], bounds[k + 1]
+        costs[e] += glove_step(rows[lo:hi], cols[lo:hi], logx[lo:hi], weight[lo:hi],
+                               w, c, bw, bc, gw, gc, gbw, gbc, eta)  # fmt: skip
+        return hi - lo
+
+    glove_step(rows[:0], cols[:0], logx[:0], weight[:0], w, c, bw, bc, gw, gc, gbw, gbc, eta)
+    start = time.perf_counter()
+    workers = resolve_workers(cfg.workers)
+    with tqdm(total=n * cfg.epochs, unit="pair", unit_scale=True, desc="glove",
+              disable=not cfg.progress) as bar:  # fmt: skip
+        run_jobs(jobs, run, workers, bar, lambda job: {"epoch": str(job[0] + 1), "eta": f"{cfg.eta:g}"})
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        Vectors(vocab.words, w + c, vocab.counts),
+        (costs / n).tolist(),
+        seconds,
+        corpus.n_tokens * cfg.epochs / max(seconds, 1e-9),
+        {"vocab_size": v, "nonzeros": n, "count_seconds": count_seconds, "workers": workers},
+    )

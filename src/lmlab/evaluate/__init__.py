@@ -1,0 +1,1 @@
+"""Measuring language models: perplexity and bits per byte."""

@@ -1,0 +1,191 @@
+"""The generation engine: prompt in, tokens streamed out, for any lmlab model.
+
+It keeps the model's decoding state (the Transformer's KV cache, the LSTM's hidden state)
+so each new token costs one step, crops prompts longer than the context (or refuses them),
+slides the context window when a long generation fills it, and applies stop strings
+without ever emitting part of one.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from lmlab.errors import LmlabError
+from lmlab.generate.sampling import SamplingParams, choose
+from lmlab.models import LanguageModel
+from lmlab.tokenize import Tokenizer
+
+
+class PromptCroppedWarning(UserWarning):
+    """The prompt was longer than the model's context and lost its beginning."""
+
+
+@dataclass
+class TokenEvent:
+    """One generated token of sample ``index``: the text it adds (may be empty while a
+    multi-byte character or a possible stop string is held back)."""
+
+    index: int
+    token_id: int
+    text: str
+    logprob: float
+    top: list[tuple[int, float]] = field(default_factory=list)
+    finish_reason: str | None = None  # "stop" | "length" on a sample's last event
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    prompt_tokens: int
+
+
+def prepare_prompt(
+    model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], max_new_tokens: int,
+    on_long_prompt: str = "crop",
+) -> list[int]:
+    ids = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+    if not ids:
+        ids = [tokenizer.eos_id]  # an empty prompt starts a new document
+    ctx = model.context_length
+    if ctx is not None and len(ids) > ctx - 1:
+        if on_long_prompt == "error":
+            raise LmlabError(
+                f"prompt has {len(ids)} tokens but the model's context is {ctx}; shorten the prompt"
+            )
+        keep = ctx - 1
+        warnings.warn(
+            f"prompt of {len(ids)} tokens is longer than the context ({ctx}); "
+            f"keeping its last {keep} tokens",
+            PromptCroppedWarning, stacklevel=2,
+        )
+        ids = ids[-keep:]
+    return ids
+
+
+def _stop_hold(text: str, stops: list[str]) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of a stop string."""
+    best = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                best = max(best, k)
+                break
+    return best
+
+
+class _SampleText:
+    """Incremental detokenisation of one sample, with stop strings."""
+
+    def __init__(self, tokenizer: Tokenizer, stops: list[str]) -> None:
+        self.tok, self.stops = tokenizer, [s for s in stops if s]
+        self.ids: list[int] = []
+        self.emitted = 0
+        self.text = ""
+
+    def push(self, token_id: int) -> tuple[str, bool]:
+        """Add a token; returns (text safe to emit now, whether a stop string was hit)."""
+        self.ids.append(token_id)
+        full = self.tok.decode(self.ids)
+        for s in self.stops:
+            at = full.find(s, max(0, self.emitted - len(s)))
+            if at != -1:
+                self.text = full[:at]
+                out = self.text[self.emitted :]
+                self.emitted = len(self.text)
+                return out, True
+        self.text = full
+        safe = len(full)
+        if full.endswith("\ufffd"):  # an incomplete multi-byte character: wait for the rest
+            safe = len(full.rstrip("\ufffd"))
+        safe -= _stop_hold(full[:safe], self.stops)
+        out = full[self.emitted : max(self.emitted, safe)]
+        self.emitted = max(self.emitted, safe)
+        return out, False
+
+    def flush(self) -> str:
+        out = self.text[self.emitted :]
+        self.emitted = len(self.text)
+        return out
+
+
+@torch.inference_mode()
+def generate_stream(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    prompt: str | list[int],
+    params: SamplingParams,
+    top_logprobs: int = 0,
+    on_long_prompt: str = "crop",
+) -> Iterator[TokenEvent]:
+    """Yield a :class:`TokenEvent` per generated token for each of ``params.n`` samples."""
+    model.eval()
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    ids = prepare_prompt(model, tokenizer, prompt, params.max_new_tokens, on_long_prompt)
+    n, ctx = params.n, model.context_length
+    gen = None
+    if params.seed is not None:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(params.seed)
+    history = torch.tensor([ids] * n, dtype=torch.long, device=device)  # (n, L)
+    state = model.new_state(n, device)
+    logits = model(history, state)[:, -1]
+    texts = [_SampleText(tokenizer, params.stop) for _ in range(n)]
+    done = [params.max_new_tokens == 0] * n
+    for i in range(n) if params.max_new_tokens == 0 else ():
+        yield TokenEvent(i, -1, "", 0.0, finish_reason="length")
+    steps = 0
+    while not all(done):
+        seen = history if params.repetition_penalty != 1.0 else None
+        nxt = choose(logits, params, seen, gen)  # (n,)
+        logp = logits.float().log_softmax(-1)
+        chosen_lp = logp.gather(1, nxt[:, None]).squeeze(1).tolist()
+        tops = logp.topk(top_logprobs, dim=-1) if top_logprobs else None
+        steps += 1
+        nxt_list = nxt.tolist()
+        for i in range(n):
+            if done[i]:
+                continue
+            delta, stopped = texts[i].push(nxt_list[i])
+            finish = "stop" if stopped else ("length" if steps >= params.max_new_tokens else None)
+            if finish == "length":
+                delta += texts[i].flush()
+            top = list(zip(tops.indices[i].tolist(), tops.values[i].tolist(), strict=True)) if tops is not None else []
+            if finish:
+                done[i] = True
+            yield TokenEvent(i, nxt_list[i], delta, chosen_lp[i], top, finish)
+        if all(done):
+            break
+        history = torch.cat([history, nxt[:, None]], dim=1)
+        if ctx is not None and getattr(state, "pos", 0) >= ctx:
+            # The window is full: restart the cache from the last half of the context.
+            keep = history[:, -(ctx // 2) :]
+            state = model.new_state(n, device)
+            logits = model(keep, state)[:, -1]
+        else:
+            logits = model(nxt[:, None], state)[:, -1]
+
+
+def generate(
+    model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], params: SamplingParams,
+    on_long_prompt: str = "crop",
+) -> list[Completion]:
+    """Run :func:`generate_stream` to the end; one :class:`Completion` per sample."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PromptCroppedWarning)
+        n_prompt = len(prepare_prompt(model, tokenizer, prompt, params.max_new_tokens))
+    parts: list[list[str]] = [[] for _ in range(params.n)]
+    ids: list[list[int]] = [[] for _ in range(params.n)]
+    reasons = ["length"] * params.n
+    for ev in generate_stream(model, tokenizer, prompt, params, on_long_prompt=on_long_prompt):
+        parts[ev.index].append(ev.text)
+        if ev.token_id >= 0:
+            ids[ev.index].append(ev.token_id)
+        if ev.finish_reason:
+            reasons[ev.index] = ev.finish_reason
+    return [Completion("".join(p), i, r, n_prompt) for p, i, r in zip(parts, ids, reasons, strict=True)]

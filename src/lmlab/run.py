@@ -1,0 +1,81 @@
+"""The run directory: everything needed to rebuild a model, in safe formats.
+
+``runs/<name>/`` holds ``config.toml`` (sections ``[data]``, ``[tokenizer]``, ``[model]``
+with ``family``, ``[train]``), ``tokenizer.json``, ``model.safetensors``, and from training
+``optimizer.safetensors``, ``trainer_state.json``, ``metrics.jsonl``, ``loss.png``,
+``samples.txt`` and ``card.md``. Every command that needs a model takes ``--run DIR``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from lmlab.config import load_toml
+from lmlab.errors import LmlabError
+from lmlab.models import LanguageModel, build_model
+from lmlab.tokenize import Tokenizer, load_tokenizer
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.toml"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]
+    model: LanguageModel
+    tokenizer: Tokenizer
+
+    @property
+    def family(self) -> str:
+        return self.config["model"]["family"]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """``safetensors`` save via a temp file and rename (readers never see a partial file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def load_tensors_checked(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file with a one-line error if it is missing, truncated or corrupt."""
+    if not path.is_file():
+        raise LmlabError(f"{path} not found; is this a finished run directory?")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise LmlabError(f"{path} is corrupt or truncated ({str(e).splitlines()[0][:80]}); restore it or retrain") from None
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Rebuild the model and tokenizer of a run directory, in eval mode."""
+    p = Path(path)
+    if not p.is_dir():
+        raise LmlabError(f"run directory {p} not found; pass --run runs/NAME")
+    cfg = load_toml(p / CONFIG_FILE)
+    model_cfg = dict(cfg.get("model", {}))
+    family = model_cfg.pop("family", None)
+    if family is None:
+        raise LmlabError(f"{p / CONFIG_FILE} has no [model] family; the run is incomplete")
+    tokenizer = load_tokenizer(p / TOKENIZER_FILE)
+    model = build_model(family, model_cfg)
+    tensors = load_tensors_checked(p / MODEL_FILE)
+    try:
+        model.load_tensors(tensors)
+    except (RuntimeError, KeyError) as e:
+        raise LmlabError(f"{p / MODEL_FILE} does not match {p / CONFIG_FILE} ({str(e).splitlines()[0][:100]})") from None
+    model.to(device).eval()
+    return Run(p, cfg, model, tokenizer)

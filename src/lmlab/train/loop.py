@@ -1,0 +1,221 @@
+"""The training loop shared by every gradient-trained model family.
+
+AdamW (decay on 2-D weights only), warm-up + cosine, clipping, accumulation, periodic
+evaluation and samples, ``metrics.jsonl``, atomic checkpoints, exact ``--resume``,
+Ctrl-C/SIGTERM leaving a resumable checkpoint, and DDP when started by ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lmlab.data.batches import sample_batch
+from lmlab.data.shards import Dataset
+from lmlab.evaluate.perplexity import window_loss
+from lmlab.generate import SamplingParams, generate
+from lmlab.models import LanguageModel
+from lmlab.train import distributed as ddp
+from lmlab.train.checkpoint import load_checkpoint, save_checkpoint
+from lmlab.train.config import TrainConfig
+from lmlab.train.schedule import lr_at
+
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_FILE = "samples.txt"
+
+
+@dataclass
+class TrainResult:
+    step: int
+    interrupted: bool
+    elapsed: float
+    tokens_seen: int
+    final: dict[str, Any] = field(default_factory=dict)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (>= 2-D) only, never on biases and norms."""
+    decay, no_decay, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    kwargs: dict[str, Any] = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2)}
+    with contextlib.suppress(TypeError, RuntimeError):
+        return torch.optim.AdamW(groups, fused=True, **kwargs)
+    return torch.optim.AdamW(groups, **kwargs)
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop records logged after the checkpoint (they will be redone)."""
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+
+
+def train(
+    model: LanguageModel,
+    data: Dataset,
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: bool = False,
+    dist: ddp.DistInfo | None = None,
+    on_eval: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there)."""
+    dist = dist or ddp.DistInfo()
+    device = ddp.pick_device(cfg.device, dist)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    start = 0
+    metrics_path = run_dir / METRICS_FILE
+    if resume:
+        start = load_checkpoint(run_dir, model, opt, rng)["step"]
+        if dist.is_main:
+            _truncate_metrics(metrics_path, start)
+    elif dist.is_main and metrics_path.exists():
+        metrics_path.unlink()
+    net: torch.nn.Module = model
+    if dist.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+    rows = ddp.batch_slice(cfg.batch_size, dist)
+    tokens_per_step = cfg.batch_size * cfg.context * cfg.grad_accum
+    bpt = data.meta.val_bytes_per_token
+    result = TrainResult(step=start, interrupted=False, elapsed=0.0, tokens_seen=start * tokens_per_step)
+    sample_gen_every = cfg.sample_every or cfg.eval_every
+
+    def evaluate(step: int) -> dict[str, Any]:
+        loss, n = window_loss(model, data.val, cfg.context, max(1, cfg.batch_size), cfg.eval_batches, autocast_dtype)
+        rec = {"step": step, "val_loss": loss, "val_ppl": math.exp(min(loss, 700)),
+               "val_bpb": loss / math.log(2) / bpt if bpt else None, "val_tokens": n}
+        if dist.is_main:
+            _append_jsonl(metrics_path, rec)
+        return rec
+
+    def sample(step: int) -> None:
+        if not dist.is_main or cfg.sample_tokens <= 0:
+            return
+        out = generate(model, data.tokenizer, "", SamplingParams(max_new_tokens=cfg.sample_tokens,
+                       temperature=0.8, top_k=40, seed=cfg.seed + step))[0].text
+        with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
+            f.write(f"--- step {step} ---\n{out}\n")
+        model.train()
+
+    model.train()
+    t0 = time.perf_counter()
+    last_t, last_step = t0, start
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not dist.is_main, dynamic_ncols=True)
+    step = start
+    with _StopRequest() as stop:
+        while step < cfg.steps:
+            lr = lr_at(step, cfg.lr, cfg.final_lr, cfg.warmup, cfg.steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                x, y = sample_batch(data.train, cfg.batch_size, cfg.context, rng)
+                x, y = x[rows].to(device, non_blocking=True), y[rows].to(device, non_blocking=True)
+                sync = contextlib.nullcontext() if (not dist.enabled or micro == cfg.grad_accum - 1) else net.no_sync()
+                with sync, torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    logits = net(x)
+                    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.item()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            train_loss = loss_sum / cfg.grad_accum
+            if dist.enabled:
+                t = torch.tensor([train_loss], dtype=torch.float64)
+                torch.distributed.all_reduce(t)
+                train_loss = t.item() / dist.world_size
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.perf_counter()
+                tps = (step - last_step) * tokens_per_step / max(now - last_t, 1e-9)
+                last_t, last_step = now, step
+                if dist.is_main:
+                    _append_jsonl(metrics_path, {"step": step, "loss": train_loss, "lr": lr,
+                                                 "tokens": step * tokens_per_step, "elapsed": now - t0, "tok_per_s": tps})
+                bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tps:,.0f}")
+            bar.update(1)
+            if step % cfg.eval_every == 0 and step < cfg.steps:
+                rec = evaluate(step)
+                bar.write(f"step {step}: val loss {rec['val_loss']:.4f}, ppl {rec['val_ppl']:.2f}")
+                if on_eval:
+                    on_eval(rec)
+                if step % sample_gen_every == 0:
+                    sample(step)
+            timed_out = cfg.time_limit is not None and time.perf_counter() - t0 >= cfg.time_limit
+            stopping = ddp.broadcast_flag(stop.requested or timed_out, dist)
+            if (step % cfg.checkpoint_every == 0 or stopping) and step < cfg.steps and dist.is_main:
+                save_checkpoint(run_dir, model, opt, step, rng)
+            if stopping:
+                result.interrupted = stop.requested
+                break
+    bar.close()
+    result.step = step
+    result.elapsed = time.perf_counter() - t0
+    result.tokens_seen = step * tokens_per_step
+    if result.interrupted:
+        return result
+    final = evaluate(step)
+    if dist.is_main:
+        save_checkpoint(run_dir, model, opt, step, rng)
+        sample(step)
+    result.final = final
+    return result

@@ -1,0 +1,169 @@
+"""From a run config to a trained run directory: data, tokenizer, model, loop, report.
+
+The config is a plain dict with sections ``[data]``, ``[tokenizer]``, ``[model]`` and
+``[train]``; it is validated here (unknown keys and wrong types are errors) and saved as
+``config.toml`` so a run can be rebuilt, resumed and compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lmlab.config import from_dict, load_toml, save_toml, to_dict
+from lmlab.data.shards import open_dataset, prepare_dataset
+from lmlab.data.sources import resolve_sources
+from lmlab.errors import LmlabError
+from lmlab.models import FAMILIES, LanguageModel, build_model, config_from_dict, for_depth
+from lmlab.run import CONFIG_FILE, TOKENIZER_FILE
+from lmlab.train import distributed as ddp
+from lmlab.train.card import write_card
+from lmlab.train.config import TrainConfig
+from lmlab.train.loop import METRICS_FILE, TrainResult, train
+from lmlab.train.plots import plot_losses
+
+SECTIONS = ("data", "tokenizer", "model", "train")
+DATA_KEYS = {"corpus", "jsonl_field", "val_fraction", "dataset"}
+TOKENIZER_KEYS = {"kind", "vocab_size", "min_frequency", "max_vocab", "min_count", "lowercase", "newlines", "max_chars"}
+
+
+def default_config() -> dict[str, Any]:
+    return {
+        "data": {"corpus": [], "val_fraction": 0.1},
+        "tokenizer": {"kind": "char"},
+        "model": {"family": "transformer", "depth": 4},
+        "train": {},
+    }
+
+
+def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def validate(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Check sections and keys early, before any data is read, with one-line errors."""
+    unknown = sorted(set(cfg) - set(SECTIONS))
+    if unknown:
+        raise LmlabError(f"unknown config section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
+    for sec, keys in (("data", DATA_KEYS), ("tokenizer", TOKENIZER_KEYS)):
+        bad = sorted(set(cfg.get(sec, {})) - keys)
+        if bad:
+            raise LmlabError(f"unknown config key {bad[0]!r} in [{sec}]; valid keys: {', '.join(sorted(keys))}")
+    from_dict(TrainConfig, cfg.get("train", {}), where="[train]")
+    family = cfg.get("model", {}).get("family", "transformer")
+    if family not in FAMILIES:
+        raise LmlabError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    return cfg
+
+
+def model_config(cfg: dict[str, Any], vocab_size: int) -> Any:
+    """The model's config dataclass, with the vocabulary and context filled in."""
+    m = dict(cfg["model"])
+    family = m.pop("family")
+    context = TrainConfig(**cfg.get("train", {})).context
+    if family == "transformer":
+        depth = m.pop("depth", None)
+        base = dataclasses.asdict(for_depth(int(depth), vocab_size, context, m.get("block", "gpt2"))) if depth else {}
+        base.update({"vocab_size": vocab_size, "context_length": max(context, m.get("context_length", 0))})
+        base.update({k: v for k, v in m.items() if k not in ("vocab_size", "context_length")})
+        return config_from_dict(family, base)
+    m.pop("depth", None)
+    m["vocab_size"] = vocab_size
+    if family == "rnn":
+        m.setdefault("context_length", context)  # the training window, recorded for reference
+    return config_from_dict(family, m)
+
+
+def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    if resume:
+        if not (out / CONFIG_FILE).is_file():
+            raise LmlabError(f"nothing to resume in {out} (no {CONFIG_FILE}); drop --resume to start a run")
+        return
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise LmlabError(f"run directory {out} already exists; pass --overwrite to replace it or --resume to continue it")
+        if not (out / CONFIG_FILE).is_file() and not (out / METRICS_FILE).is_file():
+            raise LmlabError(f"{out} exists and does not look like an lmlab run; refusing to delete it")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
+    data_dir = Path(cfg["data"]["dataset"]) if cfg["data"].get("dataset") else out / "data"
+    if not cfg["data"].get("dataset") and not (data_dir / "meta.json").is_file():
+        if dist.is_main:
+            tok_opts = {k: v for k, v in cfg["tokenizer"].items() if k != "kind"}
+            sources = resolve_sources(list(cfg["data"].get("corpus", [])), cfg["data"].get("jsonl_field") or None)
+            prepare_dataset(sources, data_dir, tokenizer_kind=cfg["tokenizer"]["kind"],
+                            tokenizer_options=tok_opts, val_fraction=float(cfg["data"].get("val_fraction", 0.1)))
+        if dist.enabled:
+            torch.distributed.barrier()
+    return open_dataset(data_dir)
+
+
+def run_training(
+    cfg: dict[str, Any], out: str | Path, overwrite: bool = False, resume: bool = False,
+    steps: int | None = None, init_model: Any = None, quiet: bool = False,
+) -> tuple[LanguageModel, TrainResult]:
+    """Prepare (or reopen) a run directory and train it; returns the model and result.
+
+    ``init_model`` is an optional callable ``(model, tokenizer) -> None`` run before
+    training (e.g. to load pre-trained word vectors into the embedding layer).
+    """
+    out = Path(out)
+    dist = ddp.setup()
+    try:
+        if resume:
+            prepare_run_dir(out, overwrite, resume=True)
+            cfg = load_toml(out / CONFIG_FILE)
+            if steps is not None:
+                cfg["train"]["steps"] = steps
+        else:
+            validate(cfg)
+            if dist.is_main:
+                prepare_run_dir(out, overwrite, resume=False)
+            if dist.enabled:
+                torch.distributed.barrier()
+        data = load_or_prepare_data(cfg, out, dist)
+        tcfg = from_dict(TrainConfig, cfg.get("train", {}), where="[train]")
+        if resume:
+            mcfg = config_from_dict(cfg["model"]["family"], {k: v for k, v in cfg["model"].items() if k != "family"})
+        else:
+            mcfg = model_config(cfg, data.tokenizer.vocab_size)
+        family = cfg["model"]["family"]
+        model = build_model(family, mcfg)
+        if init_model is not None and not resume:
+            init_model(model, data.tokenizer)
+        full = {
+            "data": cfg["data"], "tokenizer": cfg["tokenizer"],
+            "model": {"family": family, **to_dict(mcfg)}, "train": to_dict(tcfg),
+        }
+        if dist.is_main:
+            save_toml(out / CONFIG_FILE, full)
+            data.tokenizer.save(out / TOKENIZER_FILE)
+            if not quiet:
+                print(
+                    f"lmlab: training {family} ({model.num_params():,} parameters) on "
+                    f"{data.meta.train_tokens:,} tokens ({data.meta.tokenizer} tokenizer, vocabulary "
+                    f"{data.meta.vocab_size:,}) into {out}", flush=True,
+                )
+        result = train(model, data, tcfg, out, resume=resume, dist=dist)
+        if dist.is_main:
+            plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {family}")
+            if not result.interrupted:
+                write_card(out, full, model.num_params(), dataclasses.asdict(data.meta), result.final,
+                           dataclasses.asdict(result))
+        return model, result
+    finally:
+        ddp.teardown(dist)
+
