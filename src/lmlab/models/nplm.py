@@ -88,7 +88,9 @@ class NPLM(LanguageModel):
         hist = (
             state.history.to(ids.device)
             if state is not None
-            else torch.full((ids.shape[0], c), self.config.pad_id, dtype=torch.int64, device=ids.device)
+            else torch.full(
+                (ids.shape[0], c), self.config.pad_id, dtype=torch.int64, device=ids.device
+            )
         )
         x = torch.cat([hist, ids.to(torch.int64)], dim=1)  # (B, c+T)
         if state is not None:

@@ -161,5 +161,7 @@ class NumpyNPLM:
         import torch
 
         model = NPLM(self.config)
-        model.load_tensors({k: torch.tensor(v, dtype=torch.float32) for k, v in self.params.items()})
+        model.load_tensors(
+            {k: torch.tensor(v, dtype=torch.float32) for k, v in self.params.items()}
+        )
         return model
