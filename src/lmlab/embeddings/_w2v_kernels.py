@@ -76,13 +76,31 @@ def _update_target(l1, syn1, row, label, alpha, neu1e, sig_tab, logsig_tab):
 
 
 @njit(inline="always")
-def _outputs(l1, word, syn1, syn1neg, table, codes, points, codelens, hs, negative, alpha, neu1e, rng, sig_tab, logsig_tab):
+def _outputs(
+    l1,
+    word,
+    syn1,
+    syn1neg,
+    table,
+    codes,
+    points,
+    codelens,
+    hs,
+    negative,
+    alpha,
+    neu1e,
+    rng,
+    sig_tab,
+    logsig_tab,
+):
     """All output units for predicting ``word`` from ``l1`` (HS path and/or negatives)."""
     loss = 0.0
     if hs:
         for j in range(codelens[word]):
             label = 1.0 - np.float32(codes[word, j])
-            loss += _update_target(l1, syn1, points[word, j], label, alpha, neu1e, sig_tab, logsig_tab)
+            loss += _update_target(
+                l1, syn1, points[word, j], label, alpha, neu1e, sig_tab, logsig_tab
+            )
     if negative > 0:
         loss += _update_target(l1, syn1neg, word, 1.0, alpha, neu1e, sig_tab, logsig_tab)
         n_table = np.uint64(table.shape[0])
@@ -143,7 +161,23 @@ def train_chunk(
                     ctx = sent[pos2]
                     l1 = syn0[ctx]
                     neu1e[:] = 0.0
-                    rng, lo = _outputs(l1, word, syn1, syn1neg, table, codes, points, codelens, hs, negative, alpha, neu1e, rng, sig_tab, logsig_tab)
+                    rng, lo = _outputs(
+                        l1,
+                        word,
+                        syn1,
+                        syn1neg,
+                        table,
+                        codes,
+                        points,
+                        codelens,
+                        hs,
+                        negative,
+                        alpha,
+                        neu1e,
+                        rng,
+                        sig_tab,
+                        logsig_tab,
+                    )
                     loss += lo
                     n_pred += 1
                     for k in range(d):
@@ -163,7 +197,23 @@ def train_chunk(
                 for k in range(d):
                     neu1[k] *= inv
                 neu1e[:] = 0.0
-                rng, lo = _outputs(neu1, word, syn1, syn1neg, table, codes, points, codelens, hs, negative, alpha, neu1e, rng, sig_tab, logsig_tab)
+                rng, lo = _outputs(
+                    neu1,
+                    word,
+                    syn1,
+                    syn1neg,
+                    table,
+                    codes,
+                    points,
+                    codelens,
+                    hs,
+                    negative,
+                    alpha,
+                    neu1e,
+                    rng,
+                    sig_tab,
+                    logsig_tab,
+                )
                 loss += lo
                 n_pred += 1
                 for pos2 in range(start, end):

@@ -16,7 +16,9 @@ from tqdm import tqdm
 from lmlab.embeddings.corpus import BREAK
 
 
-def _chunk_pairs(kept: np.ndarray, skip: int, window: int, v: int, distance_weighting: bool) -> sp.csr_matrix:
+def _chunk_pairs(
+    kept: np.ndarray, skip: int, window: int, v: int, distance_weighting: bool
+) -> sp.csr_matrix:
     """Counts of (centre, left context) pairs whose centre lies at ``skip`` or later."""
     sentence = np.cumsum(kept == BREAK)
     rows, cols, vals = [], [], []
@@ -32,7 +34,9 @@ def _chunk_pairs(kept: np.ndarray, skip: int, window: int, v: int, distance_weig
         vals.append(np.full(int(ok.sum()), 1.0 / d if distance_weighting else 1.0, np.float32))
     if not rows:
         return sp.csr_matrix((v, v), dtype=np.float32)
-    coo = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(v, v))
+    coo = sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(v, v)
+    )
     return coo.tocsr()  # sums duplicate pairs
 
 
@@ -54,7 +58,9 @@ def cooccurrence(
     total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float32)
     tail = np.zeros(0, dtype=np.int32)
     lut = np.append(remap, np.int32(BREAK))  # index -1 (a break) maps to BREAK
-    with tqdm(total=len(ids), unit="w", unit_scale=True, desc="co-occurrences", disable=not progress) as bar:
+    with tqdm(
+        total=len(ids), unit="w", unit_scale=True, desc="co-occurrences", disable=not progress
+    ) as bar:
         for start in range(0, len(ids), chunk_tokens):
             raw = np.asarray(ids[start : start + chunk_tokens])
             mapped = lut[raw]

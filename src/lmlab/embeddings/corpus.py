@@ -70,7 +70,9 @@ def list_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return files
 
 
-def iter_sentences(files: Iterable[Path], mode: str = "words", lowercase: bool = True) -> Iterator[list[str]]:
+def iter_sentences(
+    files: Iterable[Path], mode: str = "words", lowercase: bool = True
+) -> Iterator[list[str]]:
     """Yield lists of words: one per document in ``text8`` mode, else one per non-empty line."""
     if mode not in MODES:
         raise LmlabError(f"unknown corpus mode {mode!r}; choose one of {', '.join(MODES)}")

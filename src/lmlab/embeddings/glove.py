@@ -14,7 +14,6 @@ without locks; each job is a slice of the shuffled non-zeros.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -68,12 +67,12 @@ def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta):
         for k in range(d):
             t1 = fdiff * c[j, k]
             t2 = fdiff * w[i, k]
-            w[i, k] -= t1 / math.sqrt(gw[i, k])
-            c[j, k] -= t2 / math.sqrt(gc[j, k])
+            w[i, k] -= t1 / np.sqrt(gw[i, k])
+            c[j, k] -= t2 / np.sqrt(gc[j, k])
             gw[i, k] += t1 * t1
             gc[j, k] += t2 * t2
-        bw[i] -= fdiff / math.sqrt(gbw[i])
-        bc[j] -= fdiff / math.sqrt(gbc[j])
+        bw[i] -= fdiff / np.sqrt(gbw[i])
+        bc[j] -= fdiff / np.sqrt(gbc[j])
         gbw[i] += fdiff * fdiff
         gbc[j] += fdiff * fdiff
     return cost
@@ -124,7 +123,9 @@ def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
     workers = resolve_workers(cfg.workers)
     with tqdm(total=n * cfg.epochs, unit="pair", unit_scale=True, desc="glove",
               disable=not cfg.progress) as bar:  # fmt: skip
-        run_jobs(jobs, run, workers, bar, lambda job: {"epoch": str(job[0] + 1), "eta": f"{cfg.eta:g}"})
+        run_jobs(
+            jobs, run, workers, bar, lambda job: {"epoch": str(job[0] + 1), "eta": f"{cfg.eta:g}"}
+        )
     seconds = time.perf_counter() - start
     return TrainResult(
         Vectors(vocab.words, w + c, vocab.counts),

@@ -72,7 +72,7 @@ def _check(cfg: Word2VecConfig) -> None:
     for name in ("vector_size", "window", "epochs", "min_count", "max_sentence", "chunk_words"):
         if getattr(cfg, name) < 1:
             raise LmlabError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if not 0 < cfg.alpha or cfg.min_alpha < 0:
+    if not cfg.alpha > 0 or cfg.min_alpha < 0:
         raise LmlabError("alpha must be positive and min_alpha non-negative")
 
 
@@ -95,9 +95,15 @@ def train_word2vec(corpus: EncodedCorpus, cfg: Word2VecConfig) -> TrainResult:
         codes, points, lengths = huffman_codes(vocab.counts)
         syn1 = np.zeros((v - 1, d), np.float32)
     else:
-        codes, points, lengths = np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.int32), np.zeros(1, np.int32)
+        codes, points, lengths = (
+            np.zeros((1, 1), np.uint8),
+            np.zeros((1, 1), np.int32),
+            np.zeros(1, np.int32),
+        )
         syn1 = dummy
-    table = negative_table(vocab.counts, cfg.ns_exponent) if cfg.negative > 0 else np.zeros(1, np.int32)
+    table = (
+        negative_table(vocab.counts, cfg.ns_exponent) if cfg.negative > 0 else np.zeros(1, np.int32)
+    )
     keep = keep_probabilities(vocab.counts, cfg.sample)
 
     ids = corpus.ids()
