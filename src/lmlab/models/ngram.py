@@ -51,13 +51,13 @@ class NGramState:
         self.history = history  # (B, order-1) int64
 
 
-def _lookup(keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Index of each ``query`` in sorted ``keys``, or -1 where absent."""
-    if keys.numel() == 0:
-        return torch.full_like(query, -1)
-    idx = torch.searchsorted(keys, query)
-    safe = idx.clamp(max=keys.numel() - 1)
-    return torch.where((keys[safe] == query) & (query >= 0), safe, torch.full_like(idx, -1))
+    if keys.size == 0:
+        return np.full_like(query, -1)
+    idx = np.searchsorted(keys, query)
+    safe = np.minimum(idx, keys.size - 1)
+    return np.where((keys[safe] == query) & (query >= 0), safe, -1)
 
 
 class NGramLM(LanguageModel):
@@ -164,21 +164,25 @@ class NGramLM(LanguageModel):
         )
         return NGramState(hist.to(device))
 
-    def _chains(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _np(self, kind: str, k: int) -> np.ndarray:
+        return self._buf(kind, k).detach().cpu().numpy()
+
+    def _chains(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """For each position j of ``x`` (B, L) and order k: ``targets[k-1]`` = id of the
         k-gram ending at j, ``contexts[k-1]`` = the same seen as a context (``<eos>`` read
-        as ``<s>``, so nothing extends across a sentence end); -1 where absent."""
+        as ``<s>``, so nothing extends across a sentence end); -1 where absent.
+        Numpy, single-threaded: these are cheap gathers that torch threads only slow down."""
         cfg = self.config
         w, bos = cfg.vocab_size + 1, cfg.vocab_size
         is_eos = x == cfg.eos_id
         targets = [x]
-        contexts = [torch.where(is_eos, torch.full_like(x, bos), x)]
-        none = torch.full_like(x[:, :1], -1)
+        contexts = [np.where(is_eos, bos, x)]
+        none = np.full_like(x[:, :1], -1)
         for k in range(2, cfg.order + 1):
-            prev = torch.cat([none, contexts[-1][:, :-1]], dim=1)
-            t = _lookup(self._buf("key", k), torch.where(prev >= 0, prev * w + x, none))
+            prev = np.concatenate([none, contexts[-1][:, :-1]], axis=1)
+            t = _lookup(self._np("key", k), np.where(prev >= 0, prev * w + x, -1))
             targets.append(t)
-            contexts.append(torch.where(is_eos, torch.full_like(t, -1), t))
+            contexts.append(np.where(is_eos, -1, t))
         return targets, contexts
 
     def forward(self, ids: torch.Tensor, state: NGramState | None = None) -> torch.Tensor:
@@ -190,7 +194,8 @@ class NGramLM(LanguageModel):
             state = self.new_state(b, ids.device)
         ids = ids.to(torch.int64)
         x = torch.cat([state.history.to(ids.device), ids], dim=1)  # (B, n-1+T)
-        _, contexts = self._chains(x)
+        _, contexts_np = self._chains(x.cpu().numpy())
+        contexts = [torch.from_numpy(c).to(ids.device) for c in contexts_np]
         out = self.logp_1[:v].expand(b * t, v).clone()  # (B*T, V) log10
         rows_all = torch.arange(b * t, device=ids.device)
         for k in range(1, n):  # context length k -> explicit n-grams of order k+1
@@ -215,31 +220,30 @@ class NGramLM(LanguageModel):
         return (out * LN10).view(b, t, v)
 
     # ---- fast scoring ---------------------------------------------------------------
-    @torch.no_grad()
     def score(self, token_ids: np.ndarray | torch.Tensor) -> np.ndarray:
         """log10 p of every token of a stream given the ones before it (``<s>`` at the start).
 
         Scores only the observed tokens (no full distributions), so a million tokens take a
         fraction of a second; ``forward`` gives the same numbers.
         """
-        x = torch.as_tensor(np.asarray(token_ids), dtype=torch.int64).reshape(1, -1)
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.config.vocab_size):
+        x = np.asarray(token_ids, dtype=np.int64).reshape(-1)
+        if x.size and (int(x.min()) < 0 or int(x.max()) >= self.config.vocab_size):
             raise LmlabError(f"token ids must lie in [0, {self.config.vocab_size})")
-        x = torch.cat([torch.full((1, 1), self.config.eos_id), x], dim=1)
+        x = np.concatenate([[self.config.eos_id], x]).reshape(1, -1)
         targets, contexts = self._chains(x)
         n = self.config.order
-        total = torch.zeros(x.shape[1] - 1, dtype=torch.float64)
-        done = torch.zeros_like(total, dtype=torch.bool)
+        total = np.zeros(x.shape[1] - 1, dtype=np.float64)
+        done = np.zeros(total.shape, dtype=bool)
         for k in range(n, 0, -1):
             tk = targets[k - 1][0, 1:]
             hit = ~done & (tk >= 0)
-            total[hit] += self._buf("logp", k)[tk[hit]].double()
+            total[hit] += self._np("logp", k)[tk[hit]]
             done |= hit
             if k > 1:
                 c = contexts[k - 2][0, :-1]
                 need = ~done & (c >= 0)
-                total[need] += self._buf("bow", k - 1)[c[need]].double()
-        return total.numpy()
+                total[need] += self._np("bow", k - 1)[c[need]]
+        return total
 
     def perplexity(self, token_ids: np.ndarray) -> float:
         """Perplexity of a token stream (every token predicted, ``<eos>`` included)."""
