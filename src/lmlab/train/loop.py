@@ -109,8 +109,13 @@ def train(
     resume: bool = False,
     dist: ddp.DistInfo | None = None,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there)."""
+    """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there).
+
+    ``should_stop(step)`` lets a caller (a sweep with a budget, a test) end training early
+    as an interruption would: a resumable checkpoint is written and ``interrupted`` is set.
+    """
     dist = dist or ddp.DistInfo()
     device = ddp.pick_device(cfg.device, dist)
     if cfg.threads:
@@ -201,11 +206,12 @@ def train(
                 if step % sample_gen_every == 0:
                     sample(step)
             timed_out = cfg.time_limit is not None and time.perf_counter() - t0 >= cfg.time_limit
-            stopping = ddp.broadcast_flag(stop.requested or timed_out, dist)
+            asked = stop.requested or (should_stop is not None and should_stop(step))
+            stopping = ddp.broadcast_flag(asked or timed_out, dist)
             if (step % cfg.checkpoint_every == 0 or stopping) and step < cfg.steps and dist.is_main:
                 save_checkpoint(run_dir, model, opt, step, rng)
             if stopping:
-                result.interrupted = stop.requested
+                result.interrupted = asked
                 break
     bar.close()
     result.step = step

@@ -114,6 +114,7 @@ def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
 def run_training(
     cfg: dict[str, Any], out: str | Path, overwrite: bool = False, resume: bool = False,
     steps: int | None = None, init_model: Any = None, quiet: bool = False,
+    should_stop: Any = None,
 ) -> tuple[LanguageModel, TrainResult]:
     """Prepare (or reopen) a run directory and train it; returns the model and result.
 
@@ -141,6 +142,7 @@ def run_training(
         else:
             mcfg = model_config(cfg, data.tokenizer.vocab_size)
         family = cfg["model"]["family"]
+        torch.manual_seed(tcfg.seed)  # the same initial weights for the same seed, on every process
         model = build_model(family, mcfg)
         if init_model is not None and not resume:
             init_model(model, data.tokenizer)
@@ -157,7 +159,7 @@ def run_training(
                     f"{data.meta.train_tokens:,} tokens ({data.meta.tokenizer} tokenizer, vocabulary "
                     f"{data.meta.vocab_size:,}) into {out}", flush=True,
                 )
-        result = train(model, data, tcfg, out, resume=resume, dist=dist)
+        result = train(model, data, tcfg, out, resume=resume, dist=dist, should_stop=should_stop)
         if dist.is_main:
             plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {family}")
             if not result.interrupted:

@@ -1,0 +1,33 @@
+"""Shared test fixtures: the public data folder beside the project, tiny corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("LMLAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test with the reason."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared data file {p} not found (set LMLAB_SHARED_DATA to the data folder)")
+    return p
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    """About 40 kB of real English text (the start of The Time Machine, or a fallback)."""
+    src = SHARED_DATA / "timemachine" / "timemachine.txt"
+    if src.exists():
+        text = src.read_text(encoding="utf-8")[:40000]
+    else:
+        from lmlab.data.builtin import builtin_files
+
+        text = builtin_files("shakespeare-sonnets")[0].read_text(encoding="utf-8")[:40000]
+    p = tmp_path / "corpus.txt"
+    p.write_text(text, encoding="utf-8")
+    return p

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lmlab.errors import LmlabError
+from lmlab.models import Transformer, TransformerConfig, build_model, for_depth
+
+
+def tiny(block: str, **kw) -> Transformer:
+    cfg = TransformerConfig(vocab_size=50, context_length=32, n_layer=2, n_head=4, d_model=32, block=block, **kw)
+    torch.manual_seed(0)
+    return Transformer(cfg).eval()
+
+
+@pytest.mark.parametrize("block,kv", [("gpt2", None), ("llama", 2), ("llama", 1)])
+def test_kv_cache_matches_full_forward(block: str, kv) -> None:
+    m = tiny(block, n_kv_head=kv)
+    ids = torch.randint(0, 50, (3, 24))
+    full = m(ids)
+    state = m.new_state(3)
+    parts = [m(ids[:, :5], state), m(ids[:, 5:13], state)]  # prefill, then a chunk after the cache
+    parts += [m(ids[:, i : i + 1], state) for i in range(13, 24)]
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+
+
+def test_causal_future_tokens_do_not_leak() -> None:
+    m = tiny("llama")
+    a = torch.randint(0, 50, (1, 20))
+    b = a.clone()
+    b[0, 10:] = (b[0, 10:] + 1) % 50
+    assert torch.allclose(m(a)[0, :10], m(b)[0, :10], atol=1e-6)
+    assert not torch.allclose(m(a)[0, 10:], m(b)[0, 10:])
+
+
+def test_config_round_trip_and_depth_dial() -> None:
+    cfg = for_depth(12, vocab_size=50257, context_length=1024)
+    assert (cfg.n_layer, cfg.d_model, cfg.n_head) == (12, 768, 12)
+    m = build_model("transformer", dataclasses.asdict(cfg))
+    # GPT-2 small: 124M parameters with tied embeddings
+    assert 123_000_000 < m.num_params() < 125_000_000
+    small = build_model("transformer", for_depth(2, 100, 64, "llama"))
+    again = build_model("transformer", dataclasses.asdict(small.config))
+    again.load_tensors(small.tensors_for_save())
+    ids = torch.randint(0, 100, (1, 10))
+    assert torch.equal(small.eval()(ids), again.eval()(ids))
+
+
+def test_tied_weights_saved_once() -> None:
+    m = tiny("gpt2")
+    tensors = m.tensors_for_save()
+    assert "tok_emb.weight" in tensors and "head.weight" not in tensors
+
+
+def test_too_long_and_bad_configs() -> None:
+    m = tiny("gpt2")
+    with pytest.raises(LmlabError, match="exceeds the context"):
+        m(torch.zeros(1, 33, dtype=torch.long))
+    with pytest.raises(LmlabError, match="divisible"):
+        TransformerConfig(d_model=30, n_head=4)
+    with pytest.raises(LmlabError, match="block"):
+        TransformerConfig(block="bert")
