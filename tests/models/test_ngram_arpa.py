@@ -75,7 +75,7 @@ def test_names_escape_what_arpa_cannot_hold() -> None:
     "text, message",
     [
         ("hello\n", "no \\\\data\\\\ header"),
-        ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t</s>\n", "file ends inside"),
+        ("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t</s>\n", "fewer lines"),
         ("\\data\\\nngram 1=1\n\n\\1-grams:\n-x\t</s>\n\n\\end\\\n", "non-number"),
         (
             "\\data\\\nngram 1=1\nngram 2=1\n\n\\1-grams:\n-1\t</s>\n\n\\2-grams:\n-1\tq </s>\n\n\\end\\\n",
@@ -100,3 +100,33 @@ def test_missing_context_is_reported(tmp_path) -> None:
         import_arpa(path)
     with pytest.raises(LmlabError, match="not found"):
         import_arpa(tmp_path / "nope.arpa")
+
+
+HAND = """
+\\data\\
+ngram 1=4
+ngram 2=2
+
+\\1-grams:
+-1.0\t</s>
+-99\t<s>\t-0.5
+-0.5\ta\t-0.25
+-2.0\t<unk>
+
+\\2-grams:
+-0.2\t<s> a
+-0.3\ta </s>
+
+\\end\\
+"""
+
+
+def test_imported_backoff_semantics_by_hand(tmp_path) -> None:
+    path = tmp_path / "hand.arpa"
+    path.write_text(HAND)
+    model, tok = import_arpa(path)
+    ids = encode_lines(tok, "a a\n")
+    # p(a|<s>) listed; p(a|a) backs off: bow(a) + p(a); p(</s>|a) listed.
+    np.testing.assert_allclose(model.score(ids), [-0.2, -0.25 - 0.5, -0.3], atol=1e-6)
+    kenlm = pytest.importorskip("kenlm", reason="kenlm Python module not installed")
+    assert kenlm.Model(str(path)).score("a a") == pytest.approx(-1.25, abs=1e-5)

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -98,13 +99,51 @@ def _bad(path: Path, what: str) -> LmlabError:
     return LmlabError(f"ARPA file {path} is malformed: {what}; re-export it or check the file")
 
 
-def read_arpa(path: str | Path) -> tuple[list[str], list[list[tuple[list[str], float, float]]]]:
-    """Parse an ARPA file into its unigram words and, per order, (words, log10 p, log10 bow)."""
+@dataclass
+class ArpaOrder:
+    """The n-grams of one order as read: word columns, log10 probs and log10 backoffs."""
+
+    words: list[list[str]]  # k columns of n strings
+    logp: np.ndarray
+    bows: np.ndarray
+
+
+def _parse_section(lines: list[str], k: int, first_line: int, path: Path) -> ArpaOrder:
+    """Vectorised parse of one ``\\k-grams:`` section (C-level maps, no per-field loop)."""
+    # Token counts per line (transient lists: no garbage-collector storm), then one flat
+    # list of strings for the whole section.
+    lens = np.fromiter(map(len, map(str.split, lines)), dtype=np.int64, count=len(lines))
+    bad = np.flatnonzero((lens != k + 1) & (lens != k + 2))
+    if bad.size:
+        j = int(bad[0])
+        if not lines[j].strip():
+            raise _bad(path, f"the {k}-grams section has fewer lines than \\data\\ says")
+        raise _bad(path, f"line {first_line + j + 1} should hold a {k}-gram: {lines[j]!r}")
+    if lens.size and not np.all(lens == lens[0]):  # some lines without a backoff: add 0
+        lines = [
+            ln if n == k + 2 else ln + "\t0" for ln, n in zip(lines, lens.tolist(), strict=True)
+        ]
+    width = int(lens[0]) if lens.size and np.all(lens == lens[0]) else k + 2
+    flat = "\n".join(lines).split()
+    try:
+        logp = np.array(flat[0::width], dtype=np.float64).astype(np.float32)
+        bows = (
+            np.array(flat[k + 1 :: width], dtype=np.float64).astype(np.float32)
+            if width == k + 2
+            else np.zeros(len(lines), dtype=np.float32)
+        )
+    except ValueError as e:
+        raise _bad(path, f"a {k}-gram line has a non-number ({e})") from None
+    return ArpaOrder([flat[j::width] for j in range(1, k + 1)], logp, bows)
+
+
+def read_arpa(path: str | Path) -> list[ArpaOrder]:
+    """Parse an ARPA file into its n-grams, order by order."""
     p = Path(path)
     if not p.is_file():
         raise LmlabError(f"ARPA file {p} not found; check the path")
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        lines = p.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as e:
         raise LmlabError(f"ARPA file {p} is not UTF-8 text; is it a binary KenLM model?") from e
     i = 0
@@ -122,37 +161,26 @@ def read_arpa(path: str | Path) -> tuple[list[str], list[list[tuple[list[str], f
         i += 1
     if not 1 <= len(sizes) <= MAX_ORDER:
         raise _bad(p, f"{len(sizes)} orders (lmlab reads 1 to {MAX_ORDER})")
-    grams: list[list[tuple[list[str], float, float]]] = []
+    orders: list[ArpaOrder] = []
     for k in range(1, len(sizes) + 1):
         while i < len(lines) and not lines[i].strip():
             i += 1
         if i == len(lines) or lines[i].strip() != f"\\{k}-grams:":
             raise _bad(p, f"missing \\{k}-grams: section")
         i += 1
-        rows = []
-        for _ in range(sizes[k - 1]):
-            if i >= len(lines):
-                raise _bad(p, f"file ends inside the {k}-grams")
-            parts = lines[i].split()
-            if len(parts) not in (k + 1, k + 2):
-                raise _bad(p, f"line {i + 1} should hold a {k}-gram: {lines[i]!r}")
-            try:
-                prob = float(parts[0])
-                bow = float(parts[k + 1]) if len(parts) == k + 2 else 0.0
-            except ValueError:
-                raise _bad(p, f"line {i + 1} has a non-number: {lines[i]!r}") from None
-            rows.append((parts[1 : k + 1], prob, bow))
-            i += 1
-        grams.append(rows)
+        if i + sizes[k - 1] > len(lines):
+            raise _bad(p, f"file ends inside the {k}-grams")
+        orders.append(_parse_section(lines[i : i + sizes[k - 1]], k, i, p))
+        i += sizes[k - 1]
     while i < len(lines) and not lines[i].strip():
         i += 1
     if i == len(lines) or lines[i].strip() != "\\end\\":
         raise _bad(p, "counts in \\data\\ disagree with the sections, or \\end\\ is missing")
-    return [r[0][0] for r in grams[0]], grams
+    return orders
 
 
 def tables_from_arpa(
-    grams: list[list[tuple[list[str], float, float]]],
+    orders: list[ArpaOrder],
     word_ids: dict[str, int],
     vocab_size: int,
     path: str | Path = "ARPA file",
@@ -164,24 +192,28 @@ def tables_from_arpa(
     logp1 = np.full(w, LOG10_BOS, dtype=np.float32)
     bow1 = np.zeros(w, dtype=np.float32)
     keys, logp, bows = [np.arange(w, dtype=np.int64)], [logp1], [bow1]
-    for k, rows in enumerate(grams, start=1):
+    for k, o in enumerate(orders, start=1):
+        n = len(o.logp)
         try:
-            ids = np.array([[word_ids[x] for x in r[0]] for r in rows], dtype=np.int64)
+            ids = np.stack(
+                [
+                    np.fromiter(map(word_ids.__getitem__, col), dtype=np.int64, count=n)
+                    for col in o.words
+                ],
+                axis=1,
+            ).reshape(n, k)
         except KeyError as e:
             raise _bad(p, f"word {e.args[0]!r} in the {k}-grams is not in the vocabulary") from None
-        ids = ids.reshape(len(rows), k)
-        pr = np.array([r[1] for r in rows], dtype=np.float32)
-        bo = np.array([r[2] for r in rows], dtype=np.float32)
         if k == 1:
-            logp1[ids[:, 0]] = pr
-            bow1[ids[:, 0]] = bo
+            logp1[ids[:, 0]] = o.logp
+            bow1[ids[:, 0]] = o.bows
             logp1[vocab_size] = LOG10_BOS
             continue
         ctx = ids[:, 0]
         for j in range(1, k - 1):
             ctx = _find(keys[j], ctx * w + ids[:, j])
         if np.any(ctx < 0):
-            bad = rows[int(np.flatnonzero(ctx < 0)[0])][0]
+            bad = [col[int(np.flatnonzero(ctx < 0)[0])] for col in o.words]
             raise _bad(p, f"the context of {' '.join(bad)!r} is not listed one order below")
         key = ctx * w + ids[:, k - 1]
         order = np.argsort(key, kind="stable")
@@ -189,10 +221,10 @@ def tables_from_arpa(
         if np.any(key[1:] == key[:-1]):
             raise _bad(p, f"a {k}-gram is listed twice")
         keys.append(key)
-        logp.append(pr[order])
-        bows.append(bo[order])
-    n = len(grams)
-    return NGramTables(vocab_size, keys, logp, bows[: n - 1], np.zeros((n, 3)))
+        logp.append(o.logp[order])
+        bows.append(o.bows[order])
+    n_orders = len(orders)
+    return NGramTables(vocab_size, keys, logp, bows[: n_orders - 1], np.zeros((n_orders, 3)))
 
 
 def _find(keys: np.ndarray, query: np.ndarray) -> np.ndarray:

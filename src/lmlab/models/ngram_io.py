@@ -101,15 +101,15 @@ def export_arpa(model: NGramLM, tokenizer: Tokenizer, path: str | Path) -> Path:
 def import_arpa(path: str | Path, tokenizer: Tokenizer | None = None) -> tuple[NGramLM, Tokenizer]:
     """A model from an ARPA file; without ``tokenizer``, a word tokenizer of its unigrams
     (``</s>`` becomes ``<eos>``, ``<unk>`` lmlab's ``<unk>``)."""
-    unigrams, grams = read_arpa(path)
+    orders = read_arpa(path)
     if tokenizer is None:
-        words = [w for w in unigrams if w not in (BOS, EOS, UNK)]
+        words = [w for w in orders[0].words[0] if w not in (BOS, EOS, UNK)]
         tokenizer = WordTokenizer(words, newlines=True)
     names = names_for(tokenizer)
     word_ids = {name: i for i, name in enumerate(names)}
     if "<unk>" not in tokenizer.special_tokens:
         word_ids.pop(UNK, None)
-    tables = tables_from_arpa(grams, word_ids, tokenizer.vocab_size, path)
+    tables = tables_from_arpa(orders, word_ids, tokenizer.vocab_size, path)
     config = NGramConfig(
         vocab_size=tokenizer.vocab_size, order=tables.order, eos_id=tokenizer.eos_id
     )
