@@ -69,6 +69,8 @@ def _update_target(l1, syn1, row, label, alpha, neu1e, sig_tab, logsig_tab):
     for k in range(d):
         f += l1[k] * syn1[row, k]
     g, loss = _grad(f, label, alpha, sig_tab, logsig_tab)
+    if g == 0.0:  # saturated and right: nothing to learn (saves two passes over the row)
+        return loss
     for k in range(d):
         neu1e[k] += g * syn1[row, k]
         syn1[row, k] += g * l1[k]

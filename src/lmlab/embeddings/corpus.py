@@ -53,9 +53,15 @@ def text8_words(text: str) -> list[str]:
 
 
 def list_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files and directories (``*.txt`` inside, sorted) into a list of files."""
+    """Expand files, directories (``*.txt`` inside, sorted) and ``builtin:NAME`` corpora."""
     files: list[Path] = []
-    for p in map(Path, paths):
+    for p in paths:
+        if str(p).startswith("builtin:"):
+            from lmlab.data.builtin import builtin_files
+
+            files.extend(builtin_files(str(p).split(":", 1)[1]))
+            continue
+        p = Path(p)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*.txt") if q.is_file())
             if not found:
@@ -71,23 +77,45 @@ def list_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def iter_sentences(
-    files: Iterable[Path], mode: str = "words", lowercase: bool = True
+    files: Iterable[Path], mode: str = "words", lowercase: bool = True, max_len: int = 10_000
 ) -> Iterator[list[str]]:
-    """Yield lists of words: one per document in ``text8`` mode, else one per non-empty line."""
+    """Yield lists of words: pieces of at most ``max_len`` words of each document in ``text8``
+    mode, else one per non-empty line. Files are read line by line (streamed)."""
     if mode not in MODES:
         raise LmlabError(f"unknown corpus mode {mode!r}; choose one of {', '.join(MODES)}")
     for f in files:
         try:
-            if mode == "text8":
-                yield text8_words(f.read_text(encoding="utf-8", errors="replace"))
-                continue
             with open(f, encoding="utf-8", errors="replace") as fh:
+                if mode == "text8":
+                    yield from _text8_pieces(fh, max_len)
+                    continue
                 for line in fh:
                     words = _line_words(line, mode, lowercase)
                     if words:
                         yield words
         except OSError as e:
             raise LmlabError(f"cannot read corpus file {f} ({e}); check the path") from e
+
+
+def _text8_pieces(
+    lines: Iterable[str], max_len: int, header_lines: int = 2000
+) -> Iterator[list[str]]:
+    """Stream one document text8-style; a Gutenberg ``*** START OF`` within the first
+    ``header_lines`` lines drops what came before it, ``*** END OF`` ends the document."""
+    buf: list[str] = []
+    for n, line in enumerate(lines):
+        if n < header_lines and _PG_START.match(line.lstrip() + "\n"):
+            buf = []
+            continue
+        if _PG_END.match(line.lstrip()):
+            break
+        buf += _TEXT8_RE.findall(line.lower())
+        if n >= header_lines:
+            while len(buf) >= max_len:
+                yield buf[:max_len]
+                buf = buf[max_len:]
+    for i in range(0, len(buf), max_len):
+        yield buf[i : i + max_len]
 
 
 def _line_words(line: str, mode: str, lowercase: bool) -> list[str]:

@@ -1,0 +1,200 @@
+"""Word embeddings: lmlab vs gensim (word2vec) and vs Stanford GloVe's reference figures.
+
+One run, one machine, one corpus: the English Gutenberg books in ``../shared/data/gutenberg``
+made text8-style (Project Gutenberg header and footer removed, lower-cased, runs of a-z only),
+cut into 10,000-word sentences for both libraries. Settings as in issue 3: vector size 100,
+window 5, min_count 5, sample 1e-3, 5 negatives, 5 epochs, 2 threads. Both sets of vectors are
+scored by the same evaluator (lmlab's, which reproduces gensim's ``evaluate_word_analogies``):
+Google analogies with 3CosAdd over the whole vocabulary, WordSim-353 and SimLex-999 Spearman.
+
+Stanford's C GloVe cannot be installed here (no internet beyond package registries), so its
+figures are quoted from the issue, measured on this machine class with the same corpus and
+settings (min count 5, symmetric window 10, x_max 10, 15 iterations, 100 dimensions, 2 threads).
+
+    .venv/bin/python benchmarks/embeddings.py [--only cbow,skipgram,glove] [--results benchmarks/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LMLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SETTINGS = dict(
+    vector_size=100, window=5, min_count=5, sample=1e-3, negative=5, epochs=5, workers=2
+)
+STANFORD = {
+    "seconds": 177.0,
+    "count_seconds": 9.0,
+    "train_seconds": 168.0,
+    "analogy": 0.159,
+    "ws353": 0.29,
+}
+
+
+def evaluate(vectors) -> dict[str, float]:
+    from lmlab.embeddings.evaluate import default_sets, evaluate_analogies, evaluate_similarity
+
+    analogy, sims = default_sets("en")
+    a = evaluate_analogies(vectors, analogy[0])
+    ws, sl = (evaluate_similarity(vectors, p) for p in sims)
+    return {
+        "analogy": a.accuracy,
+        "coverage": a.coverage,
+        "ws353": ws.spearman,
+        "simlex": sl.spearman,
+    }
+
+
+def run_lmlab(algo: str, sentences: list[list[str]]) -> dict:
+    from lmlab.embeddings.corpus import encode_corpus
+    from lmlab.embeddings.glove import GloveConfig, train_glove
+    from lmlab.embeddings.word2vec import Word2VecConfig, train_word2vec
+
+    t0 = time.perf_counter()
+    corpus = encode_corpus(sentences)
+    if algo == "glove":
+        cfg = GloveConfig(window=10, min_count=5, x_max=10.0, epochs=15, vector_size=100, workers=2)
+        res = train_glove(corpus, cfg)
+    else:
+        s = dict(SETTINGS)
+        res = train_word2vec(corpus, Word2VecConfig(sg=algo == "skipgram", progress=True, **s))
+    total = time.perf_counter() - t0
+    corpus.close()
+    return {"seconds": total, "train_seconds": res.seconds, "wps": res.words_per_sec,
+            **evaluate(res.vectors), "vocab": len(res.vectors)}  # fmt: skip
+
+
+def run_gensim(algo: str, sentences: list[list[str]], n_words: int) -> dict:
+    from gensim.models import KeyedVectors, Word2Vec
+
+    from lmlab.embeddings.vectors import Vectors
+
+    s = dict(SETTINGS)
+    t0 = time.perf_counter()
+    model = Word2Vec(sg=int(algo == "skipgram"), **s)
+    model.build_vocab(sentences)
+    t1 = time.perf_counter()
+    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
+    t2 = time.perf_counter()
+    kv: KeyedVectors = model.wv
+    vectors = Vectors(list(kv.index_to_key), kv.vectors)
+    return {"seconds": t2 - t0, "train_seconds": t2 - t1, "wps": n_words * s["epochs"] / (t2 - t1),
+            **evaluate(vectors), "vocab": len(vectors)}  # fmt: skip
+
+
+def text8_sentences() -> list[list[str]]:
+    from lmlab.embeddings.corpus import iter_sentences, list_files
+
+    books = DATA / "gutenberg"
+    if not books.is_dir():
+        sys.exit(f"shared data not found at {books} (set LMLAB_SHARED_DATA)")
+    out = []
+    for words in iter_sentences(list_files([books]), mode="text8"):
+        out += [words[i : i + 10_000] for i in range(0, len(words), 10_000)]
+    return out
+
+
+def table(rows: list[tuple[str, str, dict]], n_words: int) -> str:
+    lines = [
+        f"Corpus: {n_words:,} tokens (55 Gutenberg books, text8-style); "
+        "vector size 100, 2 threads; analogy = Google 3CosAdd over the full vocabulary.",
+        "",
+        "| model | implementation | total s | train s | words/s | analogy | coverage | WS-353 ρ | SimLex ρ |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, impl, r in rows:
+        wps = f"{r['wps'] / 1e6:.2f}M" if r.get("wps") else "—"
+        cov = f"{r['coverage']:.3f}" if "coverage" in r else "—"
+        sl = f"{r['simlex']:.3f}" if "simlex" in r else "—"
+        lines.append(f"| {model} | {impl} | {r['seconds']:.1f} | {r['train_seconds']:.1f} | {wps} | "
+                     f"{r['analogy']:.3f} | {cov} | {r['ws353']:.3f} | {sl} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def ratios(results: dict[str, dict]) -> str:
+    out = ["", "| model | speed lmlab / peer (words/s or total time) | analogy Δ | WS-353 Δ | target met |",
+           "|---|---:|---:|---:|---|"]  # fmt: skip
+    for algo in ("cbow", "skipgram"):
+        if algo in results and f"gensim-{algo}" in results:
+            a, g = results[algo], results[f"gensim-{algo}"]
+            ok = (
+                a["wps"] >= g["wps"]
+                and a["analogy"] >= g["analogy"] - 0.01
+                and a["ws353"] >= g["ws353"] - 0.02
+            )
+            out.append(f"| {algo} | {a['wps'] / g['wps']:.2f}× | {a['analogy'] - g['analogy']:+.3f} | "
+                       f"{a['ws353'] - g['ws353']:+.3f} | {'yes' if ok else 'NO'} |")  # fmt: skip
+    if "glove" in results:
+        a, g = results["glove"], STANFORD
+        ok = (
+            a["seconds"] <= g["seconds"]
+            and a["analogy"] >= g["analogy"]
+            and a["ws353"] >= g["ws353"]
+        )
+        out.append(f"| glove | {g['seconds'] / a['seconds']:.2f}× (time) | {a['analogy'] - g['analogy']:+.3f} | "
+                   f"{a['ws353'] - g['ws353']:+.3f} | {'yes' if ok else 'NO'} |")  # fmt: skip
+    return "\n".join(out)
+
+
+def write_results(path: Path, body: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    start, end = "<!-- embeddings:start -->", "<!-- embeddings:end -->"
+    new = re.sub(
+        re.escape(start) + ".*?" + re.escape(end),
+        lambda _: f"{start}\n{body}\n{end}",
+        text,
+        flags=re.S,
+    )
+    path.write_text(new, encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default="cbow,skipgram,glove", help="comma-separated subset")
+    ap.add_argument("--no-gensim", action="store_true", help="skip the gensim runs")
+    ap.add_argument("--results", type=Path, help="also write the table into this RESULTS.md")
+    args = ap.parse_args()
+    algos = args.only.split(",")
+    sentences = text8_sentences()
+    n_words = sum(map(len, sentences))
+    print(f"corpus: {n_words:,} tokens in {len(sentences):,} sentences", flush=True)
+    results: dict[str, dict] = {}
+    rows = []
+    for algo in algos:
+        if algo in ("cbow", "skipgram") and not args.no_gensim:
+            print(f"gensim {algo} ...", flush=True)
+            results[f"gensim-{algo}"] = run_gensim(algo, sentences, n_words)
+            rows.append((algo, "gensim 4.4.0", results[f"gensim-{algo}"]))
+            print(rows[-1], flush=True)
+        print(f"lmlab {algo} ...", flush=True)
+        results[algo] = run_lmlab(algo, sentences)
+        rows.append((algo, "lmlab", results[algo]))
+        print(rows[-1], flush=True)
+        if algo == "glove":
+            rows.append(
+                (
+                    "glove",
+                    "Stanford GloVe (C), reference figures from issue 3",
+                    dict(STANFORD, wps=None),
+                )
+            )
+    load = os.getloadavg()
+    body = (table(rows, n_words) + "\n" + ratios(results) + "\n\n"
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+            f"{os.cpu_count()} cores, load average {load[0]:.1f} at the end (the cores are shared "
+            "with other jobs, so times are noisy). "
+            "Command: `.venv/bin/python benchmarks/embeddings.py --results benchmarks/RESULTS.md`.")  # fmt: skip
+    print(body)
+    if args.results:
+        write_results(args.results, "## Word embeddings (`benchmarks/embeddings.py`)\n\n" + body)
+
+
+if __name__ == "__main__":
+    main()
