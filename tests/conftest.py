@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(os.environ.get("LMLAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get(
+        "LMLAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
+)
 
 
 def shared_file(*parts: str) -> Path:

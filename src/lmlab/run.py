@@ -42,7 +42,9 @@ class Run:
         return self.path.name
 
 
-def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+def save_tensors_atomic(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
     """``safetensors`` save via a temp file and rename (readers never see a partial file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -57,7 +59,9 @@ def load_tensors_checked(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise LmlabError(f"{path} is corrupt or truncated ({str(e).splitlines()[0][:80]}); restore it or retrain") from None
+        raise LmlabError(
+            f"{path} is corrupt or truncated ({str(e).splitlines()[0][:80]}); restore it or retrain"
+        ) from None
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -76,6 +80,8 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     try:
         model.load_tensors(tensors)
     except (RuntimeError, KeyError) as e:
-        raise LmlabError(f"{p / MODEL_FILE} does not match {p / CONFIG_FILE} ({str(e).splitlines()[0][:100]})") from None
+        raise LmlabError(
+            f"{p / MODEL_FILE} does not match {p / CONFIG_FILE} ({str(e).splitlines()[0][:100]})"
+        ) from None
     model.to(device).eval()
     return Run(p, cfg, model, tokenizer)

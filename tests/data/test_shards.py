@@ -10,7 +10,9 @@ from lmlab.errors import LmlabError
 
 
 def test_prepare_split_and_memmaps(tmp_path, tiny_corpus) -> None:
-    tok, meta = prepare_dataset(resolve_sources([str(tiny_corpus)]), tmp_path / "ds", tokenizer_kind="char")
+    tok, meta = prepare_dataset(
+        resolve_sources([str(tiny_corpus)]), tmp_path / "ds", tokenizer_kind="char"
+    )
     text = tiny_corpus.read_text(encoding="utf-8")
     split = round(len(text) * 0.9)
     ds = open_dataset(tmp_path / "ds")
@@ -21,14 +23,19 @@ def test_prepare_split_and_memmaps(tmp_path, tiny_corpus) -> None:
     assert meta.val_bytes == len(text[split:].encode("utf-8"))
     # deterministic: preparing again gives identical files
     prepare_dataset(resolve_sources([str(tiny_corpus)]), tmp_path / "ds2", tokenizer_kind="char")
-    assert (tmp_path / "ds" / "train.bin").read_bytes() == (tmp_path / "ds2" / "train.bin").read_bytes()
+    assert (tmp_path / "ds" / "train.bin").read_bytes() == (
+        tmp_path / "ds2" / "train.bin"
+    ).read_bytes()
 
 
 def test_documents_are_separated_by_eos(tmp_path) -> None:
     for name, body in (("a.txt", "first document " * 20), ("b.txt", "second one " * 20)):
         (tmp_path / name).write_text(body, encoding="utf-8")
-    tok, meta = prepare_dataset(resolve_sources([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]),
-                                tmp_path / "ds", tokenizer_kind="word")
+    tok, meta = prepare_dataset(
+        resolve_sources([str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]),
+        tmp_path / "ds",
+        tokenizer_kind="word",
+    )
     ds = open_dataset(tmp_path / "ds")
     ids = np.concatenate([ds.train, ds.val])
     assert (ids == tok.eos_id).sum() == 1

@@ -49,7 +49,10 @@ def test_jsonl_field(tmp_path) -> None:
     from lmlab.data.sources import iter_documents
 
     p = tmp_path / "d.jsonl"
-    p.write_text("\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(["α", "β γ"])) + "\n", encoding="utf-8")
+    p.write_text(
+        "\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(["α", "β γ"])) + "\n",
+        encoding="utf-8",
+    )
     docs = ["".join(d) for d in iter_documents(resolve_sources([str(p)], "text"))]
     assert docs == ["α", "β γ"]
     with pytest.raises(LmlabError, match="no field 'body'"):

@@ -12,7 +12,9 @@ from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerCo
 
 def test_stream_loss_equals_direct_loss_within_one_window() -> None:
     torch.manual_seed(0)
-    m = Transformer(TransformerConfig(vocab_size=30, context_length=64, n_layer=1, n_head=2, d_model=16)).eval()
+    m = Transformer(
+        TransformerConfig(vocab_size=30, context_length=64, n_layer=1, n_head=2, d_model=16)
+    ).eval()
     ids = np.random.default_rng(0).integers(0, 30, 50)
     loss, n = stream_loss(m, ids)
     t = torch.tensor(ids)
@@ -22,7 +24,9 @@ def test_stream_loss_equals_direct_loss_within_one_window() -> None:
 
 def test_sliding_windows_score_every_token_once() -> None:
     torch.manual_seed(0)
-    m = Transformer(TransformerConfig(vocab_size=30, context_length=16, n_layer=1, n_head=2, d_model=16)).eval()
+    m = Transformer(
+        TransformerConfig(vocab_size=30, context_length=16, n_layer=1, n_head=2, d_model=16)
+    ).eval()
     ids = np.random.default_rng(1).integers(0, 30, 97)
     loss, n = stream_loss(m, ids, stride=16)  # stride = context: plain non-overlapping blocks
     t = torch.tensor(ids)

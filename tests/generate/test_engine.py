@@ -17,7 +17,11 @@ def tok() -> CharTokenizer:
 
 def model(tok, ctx=16) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(TransformerConfig(vocab_size=tok.vocab_size, context_length=ctx, n_layer=1, n_head=2, d_model=16))
+    return Transformer(
+        TransformerConfig(
+            vocab_size=tok.vocab_size, context_length=ctx, n_layer=1, n_head=2, d_model=16
+        )
+    )
 
 
 def test_greedy_matches_uncached_argmax(tok) -> None:
@@ -25,7 +29,11 @@ def test_greedy_matches_uncached_argmax(tok) -> None:
     out = generate(m, tok, "abc", SamplingParams(max_new_tokens=30, temperature=0))[0]
     ids = tok.encode("abc")
     for _ in range(30):  # the slow way: full forward over the (cropped) window each step
-        window = ids[-(m.context_length):] if len(ids) < m.context_length else ids[-(m.context_length // 2):]
+        window = (
+            ids[-(m.context_length) :]
+            if len(ids) < m.context_length
+            else ids[-(m.context_length // 2) :]
+        )
         ids.append(int(m(torch.tensor([window]))[0, -1].argmax()))
     # before the window slides (16 tokens) both paths see the same context
     assert out.token_ids[:12] == ids[3:15]
@@ -54,7 +62,11 @@ def test_long_prompt_is_cropped_with_warning_or_refused(tok) -> None:
         out = generate(m, tok, "abcdefghij" * 5, SamplingParams(max_new_tokens=3, temperature=0))
     assert out[0].prompt_tokens == 15
     with pytest.raises(LmlabError, match="context"):
-        list(generate_stream(m, tok, "abcdefghij" * 5, SamplingParams(max_new_tokens=3), on_long_prompt="error"))
+        list(
+            generate_stream(
+                m, tok, "abcdefghij" * 5, SamplingParams(max_new_tokens=3), on_long_prompt="error"
+            )
+        )
 
 
 def test_rnn_generates_beyond_any_window(tok) -> None:
@@ -66,7 +78,11 @@ def test_rnn_generates_beyond_any_window(tok) -> None:
 
 def test_stream_reports_logprobs_and_top_alternatives(tok) -> None:
     m = model(tok)
-    events = list(generate_stream(m, tok, "ab", SamplingParams(max_new_tokens=5, temperature=0), top_logprobs=3))
+    events = list(
+        generate_stream(
+            m, tok, "ab", SamplingParams(max_new_tokens=5, temperature=0), top_logprobs=3
+        )
+    )
     assert len(events) == 5
     for e in events:
         assert len(e.top) == 3 and e.top[0][0] == e.token_id

@@ -18,11 +18,15 @@ def test_reference_configuration_size() -> None:
 def test_carried_state_matches_full_sequence() -> None:
     for cell in ("lstm", "gru"):
         torch.manual_seed(0)
-        m = RNNLanguageModel(RNNConfig(vocab_size=40, embed_dim=8, hidden_size=16, cell=cell)).eval()
+        m = RNNLanguageModel(
+            RNNConfig(vocab_size=40, embed_dim=8, hidden_size=16, cell=cell)
+        ).eval()
         ids = torch.randint(0, 40, (2, 30))
         full = m(ids)
         state = m.new_state(2)
-        steps = torch.cat([m(ids[:, :7], state)] + [m(ids[:, i : i + 1], state) for i in range(7, 30)], 1)
+        steps = torch.cat(
+            [m(ids[:, :7], state)] + [m(ids[:, i : i + 1], state) for i in range(7, 30)], 1
+        )
         assert torch.allclose(full, steps, atol=1e-5)
 
 

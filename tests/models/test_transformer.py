@@ -10,7 +10,9 @@ from lmlab.models import Transformer, TransformerConfig, build_model, for_depth
 
 
 def tiny(block: str, **kw) -> Transformer:
-    cfg = TransformerConfig(vocab_size=50, context_length=32, n_layer=2, n_head=4, d_model=32, block=block, **kw)
+    cfg = TransformerConfig(
+        vocab_size=50, context_length=32, n_layer=2, n_head=4, d_model=32, block=block, **kw
+    )
     torch.manual_seed(0)
     return Transformer(cfg).eval()
 

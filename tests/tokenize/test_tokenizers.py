@@ -7,9 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmlab.errors import LmlabError
-from lmlab.tokenize import BPETokenizer, CharTokenizer, WordTokenizer, load_tokenizer, train_tokenizer
+from lmlab.tokenize import (
+    BPETokenizer,
+    CharTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+    train_tokenizer,
+)
 
-TRAIN = ["To be, or not to be, that is the question.\n", "天地玄黄，宇宙洪荒。日月盈昃，辰宿列张。\n"]
+TRAIN = [
+    "To be, or not to be, that is the question.\n",
+    "天地玄黄，宇宙洪荒。日月盈昃，辰宿列张。\n",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +55,9 @@ def test_bpe_merges_frequent_words(bpe: BPETokenizer) -> None:
 
 
 def test_word_tokenizer_english_and_chinese() -> None:
-    tok = WordTokenizer.train(["我们在北京天安门广场。Hello, world! hello again.\n"], lowercase=True)
+    tok = WordTokenizer.train(
+        ["我们在北京天安门广场。Hello, world! hello again.\n"], lowercase=True
+    )
     pieces = tok.tokens("我们在北京。Hello, world!")
     assert pieces[:2] == ["我们", "在"]
     assert "hello" in pieces and "," in pieces

@@ -10,10 +10,33 @@ import pytest
 
 
 def train_cmd(run, corpus) -> list[str]:
-    return ["-m", "lmlab", "train", "--out", str(run), "--corpus", str(corpus), "--steps", "12",
-            "--batch-size", "8", "--context", "32", "--eval-every", "6", "--set", "model.depth=1",
-            "--set", "train.log_every=2", "--set", "train.sample_tokens=0", "--set", "train.eval_batches=2",
-            "--set", "train.threads=1"]
+    return [
+        "-m",
+        "lmlab",
+        "train",
+        "--out",
+        str(run),
+        "--corpus",
+        str(corpus),
+        "--steps",
+        "12",
+        "--batch-size",
+        "8",
+        "--context",
+        "32",
+        "--eval-every",
+        "6",
+        "--set",
+        "model.depth=1",
+        "--set",
+        "train.log_every=2",
+        "--set",
+        "train.sample_tokens=0",
+        "--set",
+        "train.eval_batches=2",
+        "--set",
+        "train.threads=1",
+    ]
 
 
 def losses(run) -> list[float]:
@@ -23,11 +46,26 @@ def losses(run) -> list[float]:
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path, tiny_corpus) -> None:
-    one = subprocess.run([sys.executable, *train_cmd(tmp_path / "one", tiny_corpus)],
-                         capture_output=True, text=True, timeout=600)
+    one = subprocess.run(
+        [sys.executable, *train_cmd(tmp_path / "one", tiny_corpus)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          *train_cmd(tmp_path / "two", tiny_corpus)], capture_output=True, text=True, timeout=600)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            *train_cmd(tmp_path / "two", tiny_corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(a) == len(b) == 6

@@ -20,9 +20,25 @@ def config(corpus: Path, **train) -> dict:
     return {
         "data": {"corpus": [str(corpus)]},
         "tokenizer": {"kind": "char"},
-        "model": {"family": "transformer", "n_layer": 2, "n_head": 2, "d_model": 32, "dropout": 0.1},
-        "train": {"steps": 30, "batch_size": 8, "context": 32, "warmup": 5, "eval_every": 10,
-                  "checkpoint_every": 10, "log_every": 5, "eval_batches": 2, "sample_tokens": 0, **train},
+        "model": {
+            "family": "transformer",
+            "n_layer": 2,
+            "n_head": 2,
+            "d_model": 32,
+            "dropout": 0.1,
+        },
+        "train": {
+            "steps": 30,
+            "batch_size": 8,
+            "context": 32,
+            "warmup": 5,
+            "eval_every": 10,
+            "checkpoint_every": 10,
+            "log_every": 5,
+            "eval_batches": 2,
+            "sample_tokens": 0,
+            **train,
+        },
     }
 
 
@@ -37,7 +53,9 @@ def losses(run: Path) -> dict[int, float]:
 
 def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, tiny_corpus) -> None:
     run_training(config(tiny_corpus), tmp_path / "a", quiet=True)
-    _, res = run_training(config(tiny_corpus), tmp_path / "b", quiet=True, should_stop=lambda s: s == 15)
+    _, res = run_training(
+        config(tiny_corpus), tmp_path / "b", quiet=True, should_stop=lambda s: s == 15
+    )
     assert res.interrupted and res.step == 15
     _, res = run_training({}, tmp_path / "b", resume=True, quiet=True)
     assert res.step == 30 and not res.interrupted
@@ -68,9 +86,28 @@ def test_half_written_checkpoint_is_detected(tmp_path, tiny_corpus) -> None:
 @pytest.mark.slow
 def test_sigterm_leaves_resumable_checkpoint(tmp_path, tiny_corpus) -> None:
     run = tmp_path / "r"
-    cmd = [sys.executable, "-m", "lmlab", "train", "--out", str(run), "--corpus", str(tiny_corpus),
-           "--steps", "100000", "--batch-size", "4", "--context", "16", "--set", "model.depth=1",
-           "--set", "train.sample_tokens=0", "--set", "train.log_every=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lmlab",
+        "train",
+        "--out",
+        str(run),
+        "--corpus",
+        str(tiny_corpus),
+        "--steps",
+        "100000",
+        "--batch-size",
+        "4",
+        "--context",
+        "16",
+        "--set",
+        "model.depth=1",
+        "--set",
+        "train.sample_tokens=0",
+        "--set",
+        "train.log_every=1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -84,7 +121,22 @@ def test_sigterm_leaves_resumable_checkpoint(tmp_path, tiny_corpus) -> None:
     assert "--resume" in out and "Traceback" not in err
     step = json.loads((run / "trainer_state.json").read_text())["step"]
     assert step >= 3
-    res = subprocess.run([sys.executable, "-m", "lmlab", "train", "--out", str(run), "--resume",
-                          "--steps", str(step + 2)], capture_output=True, text=True, env=os.environ, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmlab",
+            "train",
+            "--out",
+            str(run),
+            "--resume",
+            "--steps",
+            str(step + 2),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert (run / "card.md").is_file()

@@ -9,7 +9,9 @@ import warnings
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
-    g.add_argument("--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)")
+    g.add_argument(
+        "--max-new-tokens", type=int, default=200, help="tokens to generate (default 200)"
+    )
     g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
     g.add_argument("--top-k", type=int, default=None)
     g.add_argument("--top-p", type=float, default=None)
@@ -24,9 +26,15 @@ def sampling_from_args(args: argparse.Namespace):
     from lmlab.generate import SamplingParams
 
     return SamplingParams(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-        top_p=args.top_p, min_p=args.min_p, repetition_penalty=args.repetition_penalty,
-        stop=list(args.stop), seed=args.seed, n=args.num_samples,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        stop=list(args.stop),
+        seed=args.seed,
+        n=args.num_samples,
     )
 
 

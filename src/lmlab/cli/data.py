@@ -6,14 +6,20 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="list built-in corpora, download or prepare a corpus",
-                       description="Built-in corpora and corpus preparation.")
+    p = sub.add_parser(
+        "data",
+        help="list built-in corpora, download or prepare a corpus",
+        description="Built-in corpora and corpus preparation.",
+    )
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     ls = dsub.add_parser("list", help="list built-in corpora")
     ls.set_defaults(func=run_list)
-    prep = dsub.add_parser("prepare", help="tokenise text into train/val token files",
-                           description="Read files, folders, globs, JSONL fields or builtin:NAME and write "
-                           "tokenizer.json, train.bin, val.bin and meta.json to --out.")
+    prep = dsub.add_parser(
+        "prepare",
+        help="tokenise text into train/val token files",
+        description="Read files, folders, globs, JSONL fields or builtin:NAME and write "
+        "tokenizer.json, train.bin, val.bin and meta.json to --out.",
+    )
     prep.add_argument("corpus", nargs="*", help="file, folder, glob or builtin:NAME")
     prep.add_argument("--url", help="download the corpus from this URL first (needs --sha256)")
     prep.add_argument("--sha256", help="expected SHA-256 of the download")
@@ -32,7 +38,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     rows = list_builtins()
     print("Built-in corpora (use as --corpus builtin:NAME):")
-    for name, desc, installed in rows:
+    for name, desc, _installed in rows:
         print(f"  {name:<22} {desc}")
     if rows and not rows[0][2]:
         print(f"Not installed: {INSTALL_HINT}")
@@ -51,7 +57,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.url:
         if not args.sha256:
-            raise LmlabError("--url needs --sha256 HEX (the expected hash) so the download can be checked")
+            raise LmlabError(
+                "--url needs --sha256 HEX (the expected hash) so the download can be checked"
+            )
         specs.append(str(download(args.url, args.sha256, out / "raw")))
     if not specs:
         raise LmlabError("nothing to prepare: give files, folders, globs, builtin:NAME or --url")
@@ -63,9 +71,16 @@ def run_prepare(args: argparse.Namespace) -> int:
             raise LmlabError("--lowercase applies to the word tokenizer only")
         opts["lowercase"] = True
     sources = resolve_sources(specs, args.jsonl_field)
-    tok, meta = prepare_dataset(sources, out, tokenizer_kind=args.tokenizer, tokenizer_options=opts,
-                                val_fraction=args.val_fraction)
-    print(f"lmlab: {len(sources)} file(s) -> {meta.train_tokens:,} train + {meta.val_tokens:,} validation tokens "
-          f"({tok.kind} tokenizer, vocabulary {tok.vocab_size:,}, {meta.dtype}) in {out}")
+    tok, meta = prepare_dataset(
+        sources,
+        out,
+        tokenizer_kind=args.tokenizer,
+        tokenizer_options=opts,
+        val_fraction=args.val_fraction,
+    )
+    print(
+        f"lmlab: {len(sources)} file(s) -> {meta.train_tokens:,} train + {meta.val_tokens:,} validation tokens "
+        f"({tok.kind} tokenizer, vocabulary {tok.vocab_size:,}, {meta.dtype}) in {out}"
+    )
     print(f"lmlab: train on it with: lmlab train --data {out} --out runs/NAME")
     return 0

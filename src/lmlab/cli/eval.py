@@ -7,13 +7,22 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="perplexity and bits per byte of a model on text",
-                       description="Score a text with a run's model: every token is predicted from the "
-                       "text before it (a Transformer slides its window by --stride).")
+    p = sub.add_parser(
+        "eval",
+        help="perplexity and bits per byte of a model on text",
+        description="Score a text with a run's model: every token is predicted from the "
+        "text before it (a Transformer slides its window by --stride).",
+    )
     p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--file", action="append", help="UTF-8 text file(s), folder or glob to score "
-                   "(default: the run's own validation split)")
-    p.add_argument("--stride", type=int, help="Transformer window stride (default: half the context)")
+    p.add_argument(
+        "--file",
+        action="append",
+        help="UTF-8 text file(s), folder or glob to score "
+        "(default: the run's own validation split)",
+    )
+    p.add_argument(
+        "--stride", type=int, help="Transformer window stride (default: half the context)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -38,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
         n_bytes = len(text.encode("utf-8"))
         what = ", ".join(args.file)
     else:
-        data = open_dataset(run_.path / "data") if (run_.path / "data" / "meta.json").is_file() else None
+        data = (
+            open_dataset(run_.path / "data")
+            if (run_.path / "data" / "meta.json").is_file()
+            else None
+        )
         if data is None:
             raise LmlabError(f"{args.run} has no prepared data; pass --file TEXT to score")
         ids = np.asarray(data.val, dtype=np.int64)
@@ -49,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"file": what, **score.as_dict()}))
     else:
-        print(f"{what}: {n:,} tokens, loss {score.loss:.4f} nats/token, perplexity {score.perplexity:.2f}, "
-              f"bits per byte {score.bits_per_byte:.4f}")
+        print(
+            f"{what}: {n:,} tokens, loss {score.loss:.4f} nats/token, perplexity {score.perplexity:.2f}, "
+            f"bits per byte {score.bits_per_byte:.4f}"
+        )
     return 0

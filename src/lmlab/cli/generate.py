@@ -9,8 +9,11 @@ from lmlab.cli._common import add_sampling_args, one_line_warnings, sampling_fro
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="generate text from a trained model",
-                       description="Generate text from a run directory, streaming as it goes.")
+    p = sub.add_parser(
+        "generate",
+        help="generate text from a trained model",
+        description="Generate text from a run directory, streaming as it goes.",
+    )
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
     p.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")

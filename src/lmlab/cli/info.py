@@ -28,17 +28,25 @@ def run(args: argparse.Namespace) -> int:
     }
     metrics = r.path / "metrics.jsonl"
     if metrics.is_file():
-        evals = [json.loads(ln) for ln in metrics.read_text(encoding="utf-8").splitlines() if "val_loss" in ln]
+        evals = [
+            json.loads(ln)
+            for ln in metrics.read_text(encoding="utf-8").splitlines()
+            if "val_loss" in ln
+        ]
         if evals:
             info["last_eval"] = evals[-1]
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{info['run']}: {info['family']} model, {info['parameters']:,} parameters")
-    print(f"  tokenizer: {info['tokenizer']}, vocabulary {info['vocab_size']:,}; context: {info['context_length'] or 'unbounded'}")
+    print(
+        f"  tokenizer: {info['tokenizer']}, vocabulary {info['vocab_size']:,}; context: {info['context_length'] or 'unbounded'}"
+    )
     print("  config: " + ", ".join(f"{k}={v}" for k, v in info["model"].items()))
     if "last_eval" in info:
         e = info["last_eval"]
-        print(f"  last evaluation (step {e['step']}): loss {e['val_loss']:.4f}, perplexity {e['val_ppl']:.2f}"
-              + (f", bits/byte {e['val_bpb']:.3f}" if e.get("val_bpb") else ""))
+        print(
+            f"  last evaluation (step {e['step']}): loss {e['val_loss']:.4f}, perplexity {e['val_ppl']:.2f}"
+            + (f", bits/byte {e['val_bpb']:.3f}" if e.get("val_bpb") else "")
+        )
     return 0

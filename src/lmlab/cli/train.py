@@ -9,21 +9,36 @@ from lmlab.config import apply_overrides, load_toml
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train a language model on your text",
+        "train",
+        help="train a language model on your text",
         description="Train a model on a corpus into a run directory (config.toml, tokenizer.json, "
         "model.safetensors, metrics.jsonl, loss.png, samples.txt, card.md). Settings come from "
         "defaults, then --config FILE.toml, then the flags below, then --set KEY=VALUE.",
     )
-    p.add_argument("--out", "--run", dest="out", required=True, help="run directory, e.g. runs/mine")
-    p.add_argument("--corpus", action="append", default=None,
-                   help="text file, folder, glob or builtin:NAME (repeatable)")
+    p.add_argument(
+        "--out", "--run", dest="out", required=True, help="run directory, e.g. runs/mine"
+    )
+    p.add_argument(
+        "--corpus",
+        action="append",
+        default=None,
+        help="text file, folder, glob or builtin:NAME (repeatable)",
+    )
     p.add_argument("--jsonl-field", help="read this field of each JSONL record as a document")
-    p.add_argument("--data", help="a dataset prepared with `lmlab data prepare` (instead of --corpus)")
-    p.add_argument("--val-fraction", type=float, help="share of the text held out for validation (0.1)")
+    p.add_argument(
+        "--data", help="a dataset prepared with `lmlab data prepare` (instead of --corpus)"
+    )
+    p.add_argument(
+        "--val-fraction", type=float, help="share of the text held out for validation (0.1)"
+    )
     p.add_argument("--tokenizer", choices=["char", "word", "bpe"], help="tokenizer kind (char)")
     p.add_argument("--vocab-size", type=int, help="BPE vocabulary size / word vocabulary cap")
-    p.add_argument("--lowercase", action="store_true", default=None, help="word tokenizer: lowercase text")
-    p.add_argument("--model", choices=["transformer", "rnn", "nplm"], help="model family (transformer)")
+    p.add_argument(
+        "--lowercase", action="store_true", default=None, help="word tokenizer: lowercase text"
+    )
+    p.add_argument(
+        "--model", choices=["transformer", "rnn", "nplm"], help="model family (transformer)"
+    )
     p.add_argument("--depth", type=int, help="transformer scale dial: layers; width = 64 x depth")
     p.add_argument("--block", choices=["gpt2", "llama"], help="transformer block style")
     p.add_argument("--steps", type=int)
@@ -36,13 +51,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--config", help="TOML file with [data] [tokenizer] [model] [train] sections")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any setting, e.g. --set model.n_layer=6 --set train.warmup=50")
-    p.add_argument("--init-embeddings", metavar="VECTORS",
-                   help="initialise a word-level model's embedding layer from word2vec/GloVe vectors")
-    p.add_argument("--freeze-embeddings", action="store_true", help="keep --init-embeddings vectors fixed")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any setting, e.g. --set model.n_layer=6 --set train.warmup=50",
+    )
+    p.add_argument(
+        "--init-embeddings",
+        metavar="VECTORS",
+        help="initialise a word-level model's embedding layer from word2vec/GloVe vectors",
+    )
+    p.add_argument(
+        "--freeze-embeddings", action="store_true", help="keep --init-embeddings vectors fixed"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
     p.set_defaults(func=run)
 
 
@@ -76,7 +103,17 @@ def build_config(args: argparse.Namespace) -> dict:
         flags["model"]["depth"] = args.depth
     if args.block:
         flags["model"]["block"] = args.block
-    for name in ("steps", "batch_size", "context", "lr", "eval_every", "precision", "time_limit", "seed", "device"):
+    for name in (
+        "steps",
+        "batch_size",
+        "context",
+        "lr",
+        "eval_every",
+        "precision",
+        "time_limit",
+        "seed",
+        "device",
+    ):
         v = getattr(args, name)
         if v is not None:
             flags["train"][name] = v
@@ -100,20 +137,34 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = build_config(args)
         if not cfg["data"].get("corpus") and not cfg["data"].get("dataset"):
-            raise LmlabError("no training text: pass --corpus FILE|FOLDER|GLOB|builtin:NAME or --data DIR")
+            raise LmlabError(
+                "no training text: pass --corpus FILE|FOLDER|GLOB|builtin:NAME or --data DIR"
+            )
     if args.init_embeddings:
         init = _embedding_initialiser(args.init_embeddings, args.freeze_embeddings)
-    _, result = run_training(cfg, args.out, overwrite=args.overwrite, resume=args.resume,
-                             steps=args.steps if args.resume else None, init_model=init)
+    _, result = run_training(
+        cfg,
+        args.out,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        steps=args.steps if args.resume else None,
+        init_model=init,
+    )
     if result.interrupted:
-        print(f"lmlab: stopped at step {result.step}; checkpoint saved. Continue with: "
-              f"lmlab train --out {args.out} --resume")
+        print(
+            f"lmlab: stopped at step {result.step}; checkpoint saved. Continue with: "
+            f"lmlab train --out {args.out} --resume"
+        )
         return 130
     f = result.final
     bpb = f", bits/byte {f['val_bpb']:.3f}" if f.get("val_bpb") else ""
-    print(f"lmlab: done: {result.step} steps in {result.elapsed:.0f} s; validation loss {f['val_loss']:.4f} "
-          f"(perplexity {f['val_ppl']:.2f}{bpb})")
-    print(f"lmlab: run saved in {args.out} (card.md, loss.png, samples.txt); try: lmlab generate --run {args.out}")
+    print(
+        f"lmlab: done: {result.step} steps in {result.elapsed:.0f} s; validation loss {f['val_loss']:.4f} "
+        f"(perplexity {f['val_ppl']:.2f}{bpb})"
+    )
+    print(
+        f"lmlab: run saved in {args.out} (card.md, loss.png, samples.txt); try: lmlab generate --run {args.out}"
+    )
     return 0
 
 
@@ -124,7 +175,9 @@ def _embedding_initialiser(path: str, freeze: bool):
         try:
             from lmlab.embeddings.init import init_embedding_layer
         except ImportError:
-            raise LmlabError("--init-embeddings needs lmlab's embeddings module, which is not installed") from None
+            raise LmlabError(
+                "--init-embeddings needs lmlab's embeddings module, which is not installed"
+            ) from None
         layer = getattr(model, "tok_emb", None) or getattr(model, "embed", None)
         if layer is None:
             raise LmlabError(f"--init-embeddings is not supported for the {model.family} family")

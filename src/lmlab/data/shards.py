@@ -67,10 +67,6 @@ def _all_text(sources: list[Source]) -> Iterator[str]:
         yield from _line_chunks(doc)
 
 
-def count_chars(sources: list[Source]) -> int:
-    return sum(len(t) for t in _all_text(sources))
-
-
 def prepare_dataset(
     sources: list[Source],
     out_dir: str | Path,
@@ -84,16 +80,16 @@ def prepare_dataset(
         raise LmlabError(f"val_fraction must be in [0, 1), got {val_fraction}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    total = 0
+    counter = _Counting(_all_text(sources))
     if tokenizer is None:
-        counter = _Counting(_all_text(sources))
         tokenizer = train_tokenizer(tokenizer_kind, counter, **(tokenizer_options or {}))
-        total = counter.chars
     else:
-        total = count_chars(sources)
-    if total == 0 or tokenizer.vocab_size <= len(tokenizer.special_tokens):
+        for _ in counter:
+            pass
+    total = counter.chars
+    if not counter.has_text:
         names = ", ".join(str(s.path) for s in sources[:3])
-        raise LmlabError(f"the corpus is empty ({names}); give it some text")
+        raise LmlabError(f"the corpus is empty ({names} holds no text); give it some text")
     split_at = round(total * (1.0 - val_fraction))
     dtype = token_dtype(tokenizer.vocab_size)
     eos = np.array([tokenizer.eos_id], dtype=dtype)
@@ -101,9 +97,13 @@ def prepare_dataset(
     chars = {"train": 0, "val": 0}
     val_bytes = 0
     pos = 0
-    with open(out / "train.bin.tmp", "wb") as ftrain, open(out / "val.bin.tmp", "wb") as fval, tqdm(
-        total=total, unit="char", unit_scale=True, desc="tokenising", leave=False
-    ) as bar:
+    with (
+        open(out / "train.bin.tmp", "wb") as ftrain,
+        open(out / "val.bin.tmp", "wb") as fval,
+        tqdm(
+            total=total, unit="char", unit_scale=True, desc="tokenising", leave=False, disable=None
+        ) as bar,
+    ):
         files = {"train": ftrain, "val": fval}
 
         def put(split: str, text: str) -> None:
@@ -136,9 +136,15 @@ def prepare_dataset(
             f"the corpus is too small for a validation split ({total} characters); add text or lower --val-fraction"
         )
     meta = DatasetMeta(
-        tokenizer=tokenizer.kind, vocab_size=tokenizer.vocab_size, dtype=dtype.name,
-        train_tokens=counts["train"], val_tokens=counts["val"], train_chars=chars["train"],
-        val_chars=chars["val"], val_bytes=val_bytes, val_fraction=val_fraction,
+        tokenizer=tokenizer.kind,
+        vocab_size=tokenizer.vocab_size,
+        dtype=dtype.name,
+        train_tokens=counts["train"],
+        val_tokens=counts["val"],
+        train_chars=chars["train"],
+        val_chars=chars["val"],
+        val_bytes=val_bytes,
+        val_fraction=val_fraction,
         sources=[str(s.path) + (f"#{s.jsonl_field}" if s.jsonl_field else "") for s in sources],
     )
     tokenizer.save(out / "tokenizer.json")
@@ -150,11 +156,12 @@ class _Counting:
     """Iterate texts while counting their characters (one pass feeds the tokenizer trainer)."""
 
     def __init__(self, it: Iterator[str]) -> None:
-        self.it, self.chars = it, 0
+        self.it, self.chars, self.has_text = it, 0, False
 
     def __iter__(self) -> Iterator[str]:
         for t in self.it:
             self.chars += len(t)
+            self.has_text = self.has_text or not t.isspace()
             yield t
 
 

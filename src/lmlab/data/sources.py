@@ -47,7 +47,8 @@ def resolve_sources(specs: list[str], jsonl_field: str | None = None) -> list[So
         p = Path(spec).expanduser()
         if p.is_dir():
             files = sorted(
-                f for f in p.rglob("*")
+                f
+                for f in p.rglob("*")
                 if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES and not f.name.startswith(".")
             )
             if not files:
@@ -55,7 +56,11 @@ def resolve_sources(specs: list[str], jsonl_field: str | None = None) -> list[So
         elif p.is_file():
             files = [p]
         elif glob.has_magic(spec):
-            files = sorted(Path(f) for f in glob.glob(os.path.expanduser(spec), recursive=True) if Path(f).is_file())
+            files = sorted(
+                Path(f)
+                for f in glob.glob(os.path.expanduser(spec), recursive=True)
+                if Path(f).is_file()
+            )
             if not files:
                 raise LmlabError(f"pattern {spec!r} matches no files")
         else:
@@ -129,7 +134,9 @@ def _jsonl_value(path: Path, lineno: int, line: str, field: str) -> Iterator[str
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
-        raise LmlabError(f"{path}:{lineno} is not valid JSON ({e.msg}); fix the line or drop --jsonl-field") from None
+        raise LmlabError(
+            f"{path}:{lineno} is not valid JSON ({e.msg}); fix the line or drop --jsonl-field"
+        ) from None
     if not isinstance(record, dict) or field not in record:
         raise LmlabError(f"{path}:{lineno} has no field {field!r}; check --jsonl-field")
     value = record[field]

@@ -44,8 +44,12 @@ class Score:
 
 @torch.inference_mode()
 def window_loss(
-    model: LanguageModel, tokens: np.ndarray, context: int, batch_size: int = 32,
-    max_batches: int | None = None, autocast: torch.dtype | None = None,
+    model: LanguageModel,
+    tokens: np.ndarray,
+    context: int,
+    batch_size: int = 32,
+    max_batches: int | None = None,
+    autocast: torch.dtype | None = None,
 ) -> tuple[float, int]:
     """Mean loss over fixed non-overlapping windows (the cheap estimate used during training)."""
     was_training = model.training
@@ -56,7 +60,9 @@ def window_loss(
         x, y = x.to(device), y.to(device)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             logits = model(x)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"
+        )
         total += loss.item()
         count += y.numel()
     model.train(was_training)
@@ -64,7 +70,9 @@ def window_loss(
 
 
 @torch.inference_mode()
-def stream_loss(model: LanguageModel, ids: np.ndarray, stride: int | None = None) -> tuple[float, int]:
+def stream_loss(
+    model: LanguageModel, ids: np.ndarray, stride: int | None = None
+) -> tuple[float, int]:
     """Exact mean loss of predicting ``ids[1:]`` from everything before, as far as the model
     can see: recurrent and n-gram models carry state across the whole stream; a Transformer
     slides its window with ``stride`` (default half the context), scoring only new tokens.
@@ -94,7 +102,9 @@ def stream_loss(model: LanguageModel, ids: np.ndarray, stride: int | None = None
         logits = model(ids_t[begin:end][None])[0]
         targets = ids_t[begin + 1 : end + 1]
         new_from = scored - begin  # positions before this were scored by an earlier window
-        total += F.cross_entropy(logits[new_from:].float(), targets[new_from:], reduction="sum").item()
+        total += F.cross_entropy(
+            logits[new_from:].float(), targets[new_from:], reduction="sum"
+        ).item()
         scored = end
         begin = min(begin + stride, max(0, n - 1 - ctx)) if end < n - 1 else end
     return total / (n - 1), n - 1

@@ -46,7 +46,10 @@ class Completion:
 
 
 def prepare_prompt(
-    model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], max_new_tokens: int,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    prompt: str | list[int],
+    max_new_tokens: int,
     on_long_prompt: str = "crop",
 ) -> list[int]:
     ids = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
@@ -62,7 +65,8 @@ def prepare_prompt(
         warnings.warn(
             f"prompt of {len(ids)} tokens is longer than the context ({ctx}); "
             f"keeping its last {keep} tokens",
-            PromptCroppedWarning, stacklevel=2,
+            PromptCroppedWarning,
+            stacklevel=2,
         )
         ids = ids[-keep:]
     return ids
@@ -155,7 +159,11 @@ def generate_stream(
             finish = "stop" if stopped else ("length" if steps >= params.max_new_tokens else None)
             if finish == "length":
                 delta += texts[i].flush()
-            top = list(zip(tops.indices[i].tolist(), tops.values[i].tolist(), strict=True)) if tops is not None else []
+            top = (
+                list(zip(tops.indices[i].tolist(), tops.values[i].tolist(), strict=True))
+                if tops is not None
+                else []
+            )
             if finish:
                 done[i] = True
             yield TokenEvent(i, nxt_list[i], delta, chosen_lp[i], top, finish)
@@ -172,7 +180,10 @@ def generate_stream(
 
 
 def generate(
-    model: LanguageModel, tokenizer: Tokenizer, prompt: str | list[int], params: SamplingParams,
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    prompt: str | list[int],
+    params: SamplingParams,
     on_long_prompt: str = "crop",
 ) -> list[Completion]:
     """Run :func:`generate_stream` to the end; one :class:`Completion` per sample."""
@@ -188,4 +199,6 @@ def generate(
             ids[ev.index].append(ev.token_id)
         if ev.finish_reason:
             reasons[ev.index] = ev.finish_reason
-    return [Completion("".join(p), i, r, n_prompt) for p, i, r in zip(parts, ids, reasons, strict=True)]
+    return [
+        Completion("".join(p), i, r, n_prompt) for p, i, r in zip(parts, ids, reasons, strict=True)
+    ]

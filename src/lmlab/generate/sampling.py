@@ -42,7 +42,9 @@ class SamplingParams:
         return self.temperature == 0
 
 
-def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+def apply_repetition_penalty(
+    logits: torch.Tensor, seen: torch.Tensor, penalty: float
+) -> torch.Tensor:
     """Divide positive (multiply negative) logits of tokens in ``seen`` ``(B, L)`` by ``penalty``."""
     if penalty == 1.0 or seen.numel() == 0:
         return logits
@@ -71,7 +73,10 @@ def filter_logits(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
 
 
 def choose(
-    logits: torch.Tensor, params: SamplingParams, seen: torch.Tensor | None, gen: torch.Generator | None
+    logits: torch.Tensor,
+    params: SamplingParams,
+    seen: torch.Tensor | None,
+    gen: torch.Generator | None,
 ) -> torch.Tensor:
     """Next token ids ``(B,)`` from logits ``(B, V)``."""
     logits = logits.float()

@@ -63,7 +63,9 @@ class LanguageModel(nn.Module):
         tied = set(self.state_dict(keep_vars=True)) - set(self.tensors_for_save())
         missing = [k for k in missing if k not in tied]
         if missing or unexpected:
-            raise RuntimeError(f"missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}")
+            raise RuntimeError(
+                f"missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}"
+            )
 
     def forward(self, ids: torch.Tensor, state: Any = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

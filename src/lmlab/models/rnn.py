@@ -50,14 +50,18 @@ class RNNLanguageModel(LanguageModel):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_dim)
         rnn_cls = nn.LSTM if cfg.cell == "lstm" else nn.GRU
         self.rnn = rnn_cls(
-            cfg.embed_dim, cfg.hidden_size, num_layers=cfg.n_layer, batch_first=True,
+            cfg.embed_dim,
+            cfg.hidden_size,
+            num_layers=cfg.n_layer,
+            batch_first=True,
             dropout=cfg.dropout if cfg.n_layer > 1 else 0.0,
         )
         self.drop = nn.Dropout(cfg.dropout)
         # With tying and hidden != embed size, project down before the shared output matrix.
         self.proj = (
             nn.Linear(cfg.hidden_size, cfg.embed_dim, bias=False)
-            if cfg.tie_embeddings and cfg.hidden_size != cfg.embed_dim else None
+            if cfg.tie_embeddings and cfg.hidden_size != cfg.embed_dim
+            else None
         )
         out_dim = cfg.embed_dim if cfg.tie_embeddings else cfg.hidden_size
         self.head = nn.Linear(out_dim, cfg.vocab_size)

@@ -41,7 +41,9 @@ class TransformerConfig:
         if self.d_model % self.n_head:
             raise LmlabError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
         if self.kv_heads <= 0 or self.n_head % self.kv_heads:
-            raise LmlabError(f"n_head {self.n_head} must be a multiple of n_kv_head {self.kv_heads}")
+            raise LmlabError(
+                f"n_head {self.n_head} must be a multiple of n_kv_head {self.kv_heads}"
+            )
         if self.block == "llama" and self.head_dim % 2:
             raise LmlabError(f"RoPE needs an even head size, got {self.head_dim}")
 
@@ -66,7 +68,9 @@ class TransformerConfig:
         return self.block == "gpt2" if self.bias is None else self.bias
 
 
-def for_depth(depth: int, vocab_size: int, context_length: int, block: str = "gpt2") -> TransformerConfig:
+def for_depth(
+    depth: int, vocab_size: int, context_length: int, block: str = "gpt2"
+) -> TransformerConfig:
     """The one scale dial: ``depth`` layers, width 64*depth, heads of size 64.
 
     depth 12 is GPT-2 small's shape; depth 4 gives a 3M-parameter model (plus embeddings).
@@ -74,8 +78,12 @@ def for_depth(depth: int, vocab_size: int, context_length: int, block: str = "gp
     if depth < 1:
         raise LmlabError(f"--depth must be at least 1, got {depth}")
     return TransformerConfig(
-        vocab_size=vocab_size, context_length=context_length, n_layer=depth,
-        n_head=depth, d_model=64 * depth, block=block,
+        vocab_size=vocab_size,
+        context_length=context_length,
+        n_layer=depth,
+        n_head=depth,
+        d_model=64 * depth,
+        block=block,
         n_kv_head=max(1, depth // 2) if block == "llama" and depth % 2 == 0 else None,
     )
 
@@ -125,13 +133,17 @@ class Attention(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_head, self.n_kv, self.hd = cfg.n_head, cfg.kv_heads, cfg.head_dim
-        self.qkv = nn.Linear(cfg.d_model, (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_dim, bias=cfg.use_bias)
+        self.qkv = nn.Linear(
+            cfg.d_model, (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_dim, bias=cfg.use_bias
+        )
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.use_bias)
         self.dropout = cfg.dropout
 
     def forward(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split([self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1)
+        q, k, v = self.qkv(x).split(
+            [self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1
+        )
         q = q.view(B, T, self.n_head, self.hd).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, nkv, T, hd)
         v = v.view(B, T, self.n_kv, self.hd).transpose(1, 2)
@@ -152,7 +164,11 @@ class Attention(nn.Module):
                 is_causal = False
                 mask = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(diagonal=p)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0,
             enable_gqa=self.n_kv != self.n_head,
         )
@@ -181,8 +197,10 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
-        norm = (lambda: RMSNorm(cfg.d_model, cfg.norm_eps)) if cfg.block == "llama" else (
-            lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias)
+        norm = (
+            (lambda: RMSNorm(cfg.d_model, cfg.norm_eps))
+            if cfg.block == "llama"
+            else (lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias))
         )
         self.ln1, self.attn, self.ln2, self.mlp = norm(), Attention(cfg), norm(), MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
@@ -199,11 +217,15 @@ class Transformer(LanguageModel):
         super().__init__()
         self.config = cfg = config
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.d_model) if cfg.block == "gpt2" else None
+        self.pos_emb = (
+            nn.Embedding(cfg.context_length, cfg.d_model) if cfg.block == "gpt2" else None
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.block == "llama" else nn.LayerNorm(
-            cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias
+        self.ln_f = (
+            RMSNorm(cfg.d_model, cfg.norm_eps)
+            if cfg.block == "llama"
+            else nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias)
         )
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:

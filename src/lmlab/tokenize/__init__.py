@@ -20,8 +20,16 @@ KINDS: dict[str, type[Tokenizer]] = {
 }
 
 __all__ = [
-    "EOS", "UNK", "KINDS", "Tokenizer", "CharTokenizer", "WordTokenizer", "BPETokenizer",
-    "train_tokenizer", "load_tokenizer", "tokenizer_from_dict",
+    "EOS",
+    "UNK",
+    "KINDS",
+    "Tokenizer",
+    "CharTokenizer",
+    "WordTokenizer",
+    "BPETokenizer",
+    "train_tokenizer",
+    "load_tokenizer",
+    "tokenizer_from_dict",
 ]
 
 
@@ -51,4 +59,6 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         data = json.loads(p.read_text(encoding="utf-8"))
         return tokenizer_from_dict(data)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-        raise LmlabError(f"tokenizer file {p} is corrupt ({e.__class__.__name__}); retrain or restore it") from e
+        raise LmlabError(
+            f"tokenizer file {p} is corrupt ({e.__class__.__name__}); retrain or restore it"
+        ) from e

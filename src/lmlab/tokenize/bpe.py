@@ -24,7 +24,9 @@ class BPETokenizer(Tokenizer):
         self._specials = {EOS: hf.token_to_id(EOS)}
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2) -> BPETokenizer:
+    def train(
+        cls, texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
+    ) -> BPETokenizer:
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()

@@ -29,9 +29,7 @@ class CharTokenizer(Tokenizer):
         order = np.argsort(cps)
         self._sorted_cps = cps[order]
         self._sorted_ids = (self._base + order).astype(np.int64)
-        self._pieces = (
-            self.specials + [f"<0x{b:02X}>" for b in range(_N_BYTES)] + self.chars
-        )
+        self._pieces = self.specials + [f"<0x{b:02X}>" for b in range(_N_BYTES)] + self.chars
 
     @classmethod
     def train(cls, texts: Iterable[str], max_chars: int | None = None) -> CharTokenizer:

@@ -132,7 +132,9 @@ class WordTokenizer(Tokenizer):
 
     def decode(self, ids: Any) -> str:
         itos = self._itos
-        return join_words([itos[i] for i in np.asarray(ids).reshape(-1).tolist() if 0 <= i < len(itos)])
+        return join_words(
+            [itos[i] for i in np.asarray(ids).reshape(-1).tolist() if 0 <= i < len(itos)]
+        )
 
     def id_to_piece(self, i: int) -> str:
         return self._itos[i]
@@ -148,6 +150,8 @@ class WordTokenizer(Tokenizer):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WordTokenizer:
         return cls(
-            list(data["words"]), bool(data["lowercase"]), bool(data["newlines"]),
+            list(data["words"]),
+            bool(data["lowercase"]),
+            bool(data["newlines"]),
             tuple(data["specials"]),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import subprocess
 import sys
@@ -19,17 +20,20 @@ PACKAGES = ("lmlab", "torch", "numpy", "tokenizers", "safetensors", "jieba")
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
 def git_revision() -> str | None:
     here = Path(__file__).resolve().parent
     try:
-        r = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        r = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return r.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -41,8 +45,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write_card(run_dir: Path, config: dict[str, Any], n_params: int, data_meta: dict[str, Any],
-               final: dict[str, Any], result: dict[str, Any]) -> Path:
+def write_card(
+    run_dir: Path,
+    config: dict[str, Any],
+    n_params: int,
+    data_meta: dict[str, Any],
+    final: dict[str, Any],
+    result: dict[str, Any],
+) -> Path:
     lines = [
         f"# Run card: {run_dir.name}",
         "",
@@ -67,6 +77,16 @@ def write_card(run_dir: Path, config: dict[str, Any], n_params: int, data_meta: 
     lines += [f"- platform: {platform.platform()} ({sys.platform})"]
     if rev:
         lines.append(f"- lmlab git revision: {rev}")
-    lines += ["", "## Config", "", "```toml", tomli_w.dumps(config).strip(), "```", "", "![loss](loss.png)", ""]
+    lines += [
+        "",
+        "## Config",
+        "",
+        "```toml",
+        tomli_w.dumps(config).strip(),
+        "```",
+        "",
+        "![loss](loss.png)",
+        "",
+    ]
     atomic_write_text(run_dir / "card.md", "\n".join(lines))
     return run_dir / "card.md"

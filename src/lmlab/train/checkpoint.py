@@ -24,7 +24,9 @@ OPTIM_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> tuple[dict[str, torch.Tensor], dict]:
+def _optimizer_tensors(
+    opt: torch.optim.Optimizer, names: dict[int, str]
+) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
@@ -49,8 +51,12 @@ def _param_names(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[int
 
 
 def save_checkpoint(
-    run_dir: Path, model: LanguageModel, opt: torch.optim.Optimizer, step: int,
-    rng: np.random.Generator, extra: dict[str, Any] | None = None,
+    run_dir: Path,
+    model: LanguageModel,
+    opt: torch.optim.Optimizer,
+    step: int,
+    rng: np.random.Generator,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     names = _param_names(model, opt)
     otensors, ometa = _optimizer_tensors(opt, names)
@@ -89,7 +95,9 @@ def load_checkpoint(
     """Restore model, optimizer and RNGs in place; returns the saved trainer state."""
     sf = run_dir / STATE_FILE
     if not sf.is_file():
-        raise LmlabError(f"no checkpoint to resume in {run_dir} ({STATE_FILE} missing); train without --resume")
+        raise LmlabError(
+            f"no checkpoint to resume in {run_dir} ({STATE_FILE} missing); train without --resume"
+        )
     try:
         state = json.loads(sf.read_text(encoding="utf-8"))
         step = int(state["step"])
@@ -106,7 +114,9 @@ def load_checkpoint(
     try:
         model.load_tensors(mt)
     except RuntimeError as e:
-        raise LmlabError(f"{run_dir / MODEL_FILE} does not match the run's config ({str(e)[:80]})") from None
+        raise LmlabError(
+            f"{run_dir / MODEL_FILE} does not match the run's config ({str(e)[:80]})"
+        ) from None
     ot = load_tensors_checked(run_dir / OPTIM_FILE)
     torch.set_rng_state(ot.pop("__torch_rng__"))
     names = _param_names(model, opt)
@@ -114,7 +124,13 @@ def load_checkpoint(
     opt_state: dict[int, dict[str, Any]] = {}
     for pid, name in names.items():
         st = {k.split("::", 1)[1]: v for k, v in ot.items() if k.split("::", 1)[0] == name}
-        st.update({k.split("::", 1)[1]: v for k, v in meta["scalars"].items() if k.split("::", 1)[0] == name})
+        st.update(
+            {
+                k.split("::", 1)[1]: v
+                for k, v in meta["scalars"].items()
+                if k.split("::", 1)[0] == name
+            }
+        )
         if st:
             opt_state[pid] = st
     opt.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})

@@ -97,7 +97,11 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop records logged after the checkpoint (they will be redone)."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    keep = [
+        ln
+        for ln in path.read_text(encoding="utf-8").splitlines()
+        if ln.strip() and json.loads(ln).get("step", 0) <= step
+    ]
     path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
 
 
@@ -134,18 +138,29 @@ def train(
         metrics_path.unlink()
     net: torch.nn.Module = model
     if dist.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
     rows = ddp.batch_slice(cfg.batch_size, dist)
     tokens_per_step = cfg.batch_size * cfg.context * cfg.grad_accum
     bpt = data.meta.val_bytes_per_token
-    result = TrainResult(step=start, interrupted=False, elapsed=0.0, tokens_seen=start * tokens_per_step)
+    result = TrainResult(
+        step=start, interrupted=False, elapsed=0.0, tokens_seen=start * tokens_per_step
+    )
     sample_gen_every = cfg.sample_every or cfg.eval_every
 
     def evaluate(step: int) -> dict[str, Any]:
-        loss, n = window_loss(model, data.val, cfg.context, max(1, cfg.batch_size), cfg.eval_batches, autocast_dtype)
-        rec = {"step": step, "val_loss": loss, "val_ppl": math.exp(min(loss, 700)),
-               "val_bpb": loss / math.log(2) / bpt if bpt else None, "val_tokens": n}
+        loss, n = window_loss(
+            model, data.val, cfg.context, max(1, cfg.batch_size), cfg.eval_batches, autocast_dtype
+        )
+        rec = {
+            "step": step,
+            "val_loss": loss,
+            "val_ppl": math.exp(min(loss, 700)),
+            "val_bpb": loss / math.log(2) / bpt if bpt else None,
+            "val_tokens": n,
+        }
         if dist.is_main:
             _append_jsonl(metrics_path, rec)
         return rec
@@ -153,8 +168,14 @@ def train(
     def sample(step: int) -> None:
         if not dist.is_main or cfg.sample_tokens <= 0:
             return
-        out = generate(model, data.tokenizer, "", SamplingParams(max_new_tokens=cfg.sample_tokens,
-                       temperature=0.8, top_k=40, seed=cfg.seed + step))[0].text
+        out = generate(
+            model,
+            data.tokenizer,
+            "",
+            SamplingParams(
+                max_new_tokens=cfg.sample_tokens, temperature=0.8, top_k=40, seed=cfg.seed + step
+            ),
+        )[0].text
         with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
             f.write(f"--- step {step} ---\n{out}\n")
         model.train()
@@ -162,7 +183,14 @@ def train(
     model.train()
     t0 = time.perf_counter()
     last_t, last_step = t0, start
-    bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", disable=not dist.is_main, dynamic_ncols=True)
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        disable=not dist.is_main,
+        dynamic_ncols=True,
+    )
     step = start
     with _StopRequest() as stop:
         while step < cfg.steps:
@@ -173,10 +201,21 @@ def train(
             for micro in range(cfg.grad_accum):
                 x, y = sample_batch(data.train, cfg.batch_size, cfg.context, rng)
                 x, y = x[rows].to(device, non_blocking=True), y[rows].to(device, non_blocking=True)
-                sync = contextlib.nullcontext() if (not dist.enabled or micro == cfg.grad_accum - 1) else net.no_sync()
-                with sync, torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                sync = (
+                    contextlib.nullcontext()
+                    if (not dist.enabled or micro == cfg.grad_accum - 1)
+                    else net.no_sync()
+                )
+                with (
+                    sync,
+                    torch.autocast(
+                        device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+                    ),
+                ):
                     logits = net(x)
-                    loss = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1))
+                    loss = F.cross_entropy(
+                        logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)
+                    )
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.item()
             if cfg.grad_clip > 0:
@@ -194,8 +233,17 @@ def train(
                 tps = (step - last_step) * tokens_per_step / max(now - last_t, 1e-9)
                 last_t, last_step = now, step
                 if dist.is_main:
-                    _append_jsonl(metrics_path, {"step": step, "loss": train_loss, "lr": lr,
-                                                 "tokens": step * tokens_per_step, "elapsed": now - t0, "tok_per_s": tps})
+                    _append_jsonl(
+                        metrics_path,
+                        {
+                            "step": step,
+                            "loss": train_loss,
+                            "lr": lr,
+                            "tokens": step * tokens_per_step,
+                            "elapsed": now - t0,
+                            "tok_per_s": tps,
+                        },
+                    )
                 bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tps:,.0f}")
             bar.update(1)
             if step % cfg.eval_every == 0 and step < cfg.steps:

@@ -30,7 +30,10 @@ def plot_losses(metrics_path: Path, out: Path, title: str = "") -> Path | None:
         s, v = zip(*train, strict=True)
         ax.plot(s, v, lw=1, alpha=0.35, color="tab:blue")
         k = max(1, len(v) // 30)
-        sm = [sum(v[max(0, i - k + 1) : i + 1]) / len(v[max(0, i - k + 1) : i + 1]) for i in range(len(v))]
+        sm = [
+            sum(v[max(0, i - k + 1) : i + 1]) / len(v[max(0, i - k + 1) : i + 1])
+            for i in range(len(v))
+        ]
         ax.plot(s, sm, lw=1.8, color="tab:blue", label="train (smoothed)")
     if val:
         s, v = zip(*val, strict=True)

@@ -28,7 +28,16 @@ from lmlab.train.plots import plot_losses
 
 SECTIONS = ("data", "tokenizer", "model", "train")
 DATA_KEYS = {"corpus", "jsonl_field", "val_fraction", "dataset"}
-TOKENIZER_KEYS = {"kind", "vocab_size", "min_frequency", "max_vocab", "min_count", "lowercase", "newlines", "max_chars"}
+TOKENIZER_KEYS = {
+    "kind",
+    "vocab_size",
+    "min_frequency",
+    "max_vocab",
+    "min_count",
+    "lowercase",
+    "newlines",
+    "max_chars",
+}
 
 
 def default_config() -> dict[str, Any]:
@@ -54,11 +63,15 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check sections and keys early, before any data is read, with one-line errors."""
     unknown = sorted(set(cfg) - set(SECTIONS))
     if unknown:
-        raise LmlabError(f"unknown config section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
+        raise LmlabError(
+            f"unknown config section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}"
+        )
     for sec, keys in (("data", DATA_KEYS), ("tokenizer", TOKENIZER_KEYS)):
         bad = sorted(set(cfg.get(sec, {})) - keys)
         if bad:
-            raise LmlabError(f"unknown config key {bad[0]!r} in [{sec}]; valid keys: {', '.join(sorted(keys))}")
+            raise LmlabError(
+                f"unknown config key {bad[0]!r} in [{sec}]; valid keys: {', '.join(sorted(keys))}"
+            )
     from_dict(TrainConfig, cfg.get("train", {}), where="[train]")
     family = cfg.get("model", {}).get("family", "transformer")
     if family not in FAMILIES:
@@ -73,8 +86,14 @@ def model_config(cfg: dict[str, Any], vocab_size: int) -> Any:
     context = TrainConfig(**cfg.get("train", {})).context
     if family == "transformer":
         depth = m.pop("depth", None)
-        base = dataclasses.asdict(for_depth(int(depth), vocab_size, context, m.get("block", "gpt2"))) if depth else {}
-        base.update({"vocab_size": vocab_size, "context_length": max(context, m.get("context_length", 0))})
+        base = (
+            dataclasses.asdict(for_depth(int(depth), vocab_size, context, m.get("block", "gpt2")))
+            if depth
+            else {}
+        )
+        base.update(
+            {"vocab_size": vocab_size, "context_length": max(context, m.get("context_length", 0))}
+        )
         base.update({k: v for k, v in m.items() if k not in ("vocab_size", "context_length")})
         return config_from_dict(family, base)
     m.pop("depth", None)
@@ -84,18 +103,32 @@ def model_config(cfg: dict[str, Any], vocab_size: int) -> Any:
     return config_from_dict(family, m)
 
 
-def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> None:
+def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path | None:
+    """Check (and create) the run directory. With ``--overwrite`` the old run is moved aside,
+    not deleted; the returned backup path is removed once the new run is under way, or moved
+    back if setting it up fails, so a failed start never loses a saved run."""
     if resume:
         if not (out / CONFIG_FILE).is_file():
-            raise LmlabError(f"nothing to resume in {out} (no {CONFIG_FILE}); drop --resume to start a run")
-        return
+            raise LmlabError(
+                f"nothing to resume in {out} (no {CONFIG_FILE}); drop --resume to start a run"
+            )
+        return None
+    backup = None
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise LmlabError(f"run directory {out} already exists; pass --overwrite to replace it or --resume to continue it")
+            raise LmlabError(
+                f"run directory {out} already exists; pass --overwrite to replace it or --resume to continue it"
+            )
         if not (out / CONFIG_FILE).is_file() and not (out / METRICS_FILE).is_file():
-            raise LmlabError(f"{out} exists and does not look like an lmlab run; refusing to delete it")
-        shutil.rmtree(out)
+            raise LmlabError(
+                f"{out} exists and does not look like an lmlab run; refusing to delete it"
+            )
+        backup = out.with_name(f".{out.name}.replaced")
+        if backup.exists():
+            shutil.rmtree(backup)
+        out.rename(backup)
     out.mkdir(parents=True, exist_ok=True)
+    return backup
 
 
 def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
@@ -103,17 +136,29 @@ def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
     if not cfg["data"].get("dataset") and not (data_dir / "meta.json").is_file():
         if dist.is_main:
             tok_opts = {k: v for k, v in cfg["tokenizer"].items() if k != "kind"}
-            sources = resolve_sources(list(cfg["data"].get("corpus", [])), cfg["data"].get("jsonl_field") or None)
-            prepare_dataset(sources, data_dir, tokenizer_kind=cfg["tokenizer"]["kind"],
-                            tokenizer_options=tok_opts, val_fraction=float(cfg["data"].get("val_fraction", 0.1)))
+            sources = resolve_sources(
+                list(cfg["data"].get("corpus", [])), cfg["data"].get("jsonl_field") or None
+            )
+            prepare_dataset(
+                sources,
+                data_dir,
+                tokenizer_kind=cfg["tokenizer"]["kind"],
+                tokenizer_options=tok_opts,
+                val_fraction=float(cfg["data"].get("val_fraction", 0.1)),
+            )
         if dist.enabled:
             torch.distributed.barrier()
     return open_dataset(data_dir)
 
 
 def run_training(
-    cfg: dict[str, Any], out: str | Path, overwrite: bool = False, resume: bool = False,
-    steps: int | None = None, init_model: Any = None, quiet: bool = False,
+    cfg: dict[str, Any],
+    out: str | Path,
+    overwrite: bool = False,
+    resume: bool = False,
+    steps: int | None = None,
+    init_model: Any = None,
+    quiet: bool = False,
     should_stop: Any = None,
 ) -> tuple[LanguageModel, TrainResult]:
     """Prepare (or reopen) a run directory and train it; returns the model and result.
@@ -123,6 +168,9 @@ def run_training(
     """
     out = Path(out)
     dist = ddp.setup()
+    created = not out.exists()
+    backup: Path | None = None
+    started = False
     try:
         if resume:
             prepare_run_dir(out, overwrite, resume=True)
@@ -132,13 +180,15 @@ def run_training(
         else:
             validate(cfg)
             if dist.is_main:
-                prepare_run_dir(out, overwrite, resume=False)
+                backup = prepare_run_dir(out, overwrite, resume=False)
             if dist.enabled:
                 torch.distributed.barrier()
         data = load_or_prepare_data(cfg, out, dist)
         tcfg = from_dict(TrainConfig, cfg.get("train", {}), where="[train]")
         if resume:
-            mcfg = config_from_dict(cfg["model"]["family"], {k: v for k, v in cfg["model"].items() if k != "family"})
+            mcfg = config_from_dict(
+                cfg["model"]["family"], {k: v for k, v in cfg["model"].items() if k != "family"}
+            )
         else:
             mcfg = model_config(cfg, data.tokenizer.vocab_size)
         family = cfg["model"]["family"]
@@ -147,8 +197,10 @@ def run_training(
         if init_model is not None and not resume:
             init_model(model, data.tokenizer)
         full = {
-            "data": cfg["data"], "tokenizer": cfg["tokenizer"],
-            "model": {"family": family, **to_dict(mcfg)}, "train": to_dict(tcfg),
+            "data": cfg["data"],
+            "tokenizer": cfg["tokenizer"],
+            "model": {"family": family, **to_dict(mcfg)},
+            "train": to_dict(tcfg),
         }
         if dist.is_main:
             save_toml(out / CONFIG_FILE, full)
@@ -157,15 +209,32 @@ def run_training(
                 print(
                     f"lmlab: training {family} ({model.num_params():,} parameters) on "
                     f"{data.meta.train_tokens:,} tokens ({data.meta.tokenizer} tokenizer, vocabulary "
-                    f"{data.meta.vocab_size:,}) into {out}", flush=True,
+                    f"{data.meta.vocab_size:,}) into {out}",
+                    flush=True,
                 )
+            if backup is not None:
+                shutil.rmtree(backup, ignore_errors=True)
+                backup = None
+        started = True
         result = train(model, data, tcfg, out, resume=resume, dist=dist, should_stop=should_stop)
         if dist.is_main:
             plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {family}")
             if not result.interrupted:
-                write_card(out, full, model.num_params(), dataclasses.asdict(data.meta), result.final,
-                           dataclasses.asdict(result))
+                write_card(
+                    out,
+                    full,
+                    model.num_params(),
+                    dataclasses.asdict(data.meta),
+                    result.final,
+                    dataclasses.asdict(result),
+                )
         return model, result
+    except BaseException:
+        if not started and not resume and dist.is_main:  # undo a failed start
+            if created or backup is not None:
+                shutil.rmtree(out, ignore_errors=True)
+            if backup is not None:
+                backup.rename(out)
+        raise
     finally:
         ddp.teardown(dist)
-
