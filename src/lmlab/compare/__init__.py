@@ -1,0 +1,1 @@
+"""Comparisons of model families on one split at one budget (the ladder)."""

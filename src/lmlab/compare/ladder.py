@@ -1,0 +1,263 @@
+"""The ladder: n-grams, NPLM, LSTM and Transformer trained at one budget on one split.
+
+Each rung is a run directory under the comparison's folder (so ``lmlab generate --run``
+works on any of them). Neural rungs go through the common trainer with a wall-clock or
+token budget: a few probe steps measure the step time, then the cosine schedule is sized to
+the budget so the learning rate has decayed when time is up. Every rung is then scored the
+same way: exact perplexity on the whole validation (and test) stream, each token predicted
+from everything before it that the model can see. A finished rung is reused on a rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lmlab.compare.data import Split
+from lmlab.config import atomic_write_text
+from lmlab.errors import LmlabError
+from lmlab.models import LanguageModel, build_model
+from lmlab.models.ngram import NGramLM
+from lmlab.models.ngram_io import load_run as load_ngram_run
+from lmlab.models.ngram_io import save_run as save_ngram_run
+
+# Rungs and their model settings (the trainer fills in vocab_size and the context).
+PRESETS: dict[str, dict[str, Any]] = {
+    "ngram3": {"family": "ngram", "order": 3},
+    "ngram5": {"family": "ngram", "order": 5},
+    "nplm": {
+        "family": "nplm",
+        "context": 5,
+        "embed_dim": 128,
+        "hidden_size": 512,
+        "dropout": 0.3,
+        "direct": False,
+    },
+    "lstm": {
+        "family": "rnn",
+        "embed_dim": 400,
+        "hidden_size": 400,
+        "n_layer": 2,
+        "dropout": 0.4,
+        "tie_embeddings": True,
+    },
+    "transformer": {"family": "transformer", "depth": 4, "dropout": 0.2},
+}
+RESULT_FILE = "ladder.json"
+
+
+@dataclass
+class Budget:
+    seconds: float | None = None  # wall-clock training time per neural model
+    tokens: int | None = None  # training tokens per neural model
+    context: int = 64
+    batch_size: int = 32
+    lr: float = 2e-3
+    seed: int = 1337
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.seconds is None) == (self.tokens is None):
+            raise LmlabError("give exactly one budget: --minutes or --tokens")
+
+
+@dataclass
+class RungResult:
+    name: str
+    family: str
+    params: int
+    train_seconds: float
+    tokens_seen: int
+    tokens_per_second: float
+    valid_ppl: float
+    test_ppl: float | None
+    sample: str
+    position_loss: list[float] = field(default_factory=list)
+
+
+# ---- scoring ------------------------------------------------------------------------
+@torch.inference_mode()
+def stream_ppl(model: LanguageModel, ids: np.ndarray, eos_id: int = 0, chunk: int = 512) -> float:
+    """Exact perplexity of predicting every token of ``ids`` from all that precede it.
+
+    The stream is scored after an ``<eos>`` (a sentence start). Stateful models (n-gram,
+    NPLM, LSTM) carry their state across chunks; a Transformer slides its window by half.
+    """
+    model.eval()
+    if isinstance(model, NGramLM):
+        return float(10.0 ** (-model.score(ids).mean()))
+    x = torch.as_tensor(np.concatenate([[eos_id], ids]), dtype=torch.int64)
+    n = len(x) - 1
+    total = 0.0
+    ctx = model.context_length
+    if ctx is None:
+        state = model.new_state(1)
+        for s in range(0, n, chunk):
+            inp = x[s : min(s + chunk, n)][None]
+            logits = model(inp, state)[0]
+            total += F.cross_entropy(
+                logits.float(), x[s + 1 : s + 1 + inp.shape[1]], reduction="sum"
+            ).item()
+        return math.exp(total / n)
+    stride = max(1, ctx // 2)
+    scored, begin = 0, 0
+    while scored < n:
+        end = min(begin + ctx, n)
+        logits = model(x[begin:end][None])[0]
+        new = scored - begin
+        total += F.cross_entropy(
+            logits[new:].float(), x[begin + 1 + new : end + 1], reduction="sum"
+        ).item()
+        scored = end
+        begin = min(begin + stride, max(0, n - ctx)) if end < n else end
+    return math.exp(total / n)
+
+
+@torch.inference_mode()
+def position_loss(
+    model: LanguageModel, ids: np.ndarray, context: int, max_windows: int = 256
+) -> list[float]:
+    """Mean loss at each position of fresh ``context``-token windows (no carried state)."""
+    model.eval()
+    n_win = min(max_windows, (len(ids) - 1) // context)
+    if n_win < 1:
+        return []
+    starts = np.linspace(0, len(ids) - context - 1, n_win).astype(np.int64)
+    win = torch.from_numpy(np.stack([ids[s : s + context + 1] for s in starts]).astype(np.int64))
+    losses = []
+    for i in range(0, n_win, 32):
+        b = win[i : i + 32]
+        logits = model(b[:, :-1])
+        losses.append(F.cross_entropy(logits.float().transpose(1, 2), b[:, 1:], reduction="none"))
+    return torch.cat(losses).mean(0).tolist()
+
+
+def sample_text(model: LanguageModel, split: Split, seed: int, tokens: int = 30) -> str:
+    from lmlab.generate import SamplingParams, generate
+
+    params = SamplingParams(max_new_tokens=tokens, temperature=0.8, top_k=40, seed=seed)
+    return " ".join(generate(model, split.tokenizer, "", params)[0].text.split())
+
+
+# ---- rungs --------------------------------------------------------------------------
+def run_ngram(name: str, order: int, split: Split, out: Path) -> tuple[LanguageModel, float]:
+    t0 = time.perf_counter()
+    model = NGramLM.fit(split.train, order, split.tokenizer.vocab_size, split.tokenizer.eos_id)
+    seconds = time.perf_counter() - t0
+    save_ngram_run(
+        out, model, split.tokenizer, {"split": split.split, "build_seconds": round(seconds, 3)}
+    )
+    return model, seconds
+
+
+def _probe_step_seconds(model_cfg: dict[str, Any], split: Split, budget: Budget) -> float:
+    """Seconds per training step of this model, from a few steps on a throwaway copy."""
+    from lmlab.train.runner import model_config
+
+    cfg = {"model": dict(model_cfg), "train": {"context": budget.context}}
+    model = build_model(model_cfg["family"], model_config(cfg, split.tokenizer.vocab_size))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rng = np.random.default_rng(0)
+    times = []
+    for i in range(6):
+        starts = rng.integers(0, len(split.train) - budget.context - 1, budget.batch_size)
+        b = torch.from_numpy(np.stack([split.train[s : s + budget.context + 1] for s in starts]))
+        t0 = time.perf_counter()
+        logits = model(b[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), b[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def run_neural(
+    name: str, model_cfg: dict[str, Any], split: Split, out: Path, budget: Budget
+) -> tuple[LanguageModel, float, int]:
+    from lmlab.train.runner import run_training
+
+    if budget.threads:
+        torch.set_num_threads(budget.threads)
+    per_step_tokens = budget.batch_size * budget.context
+    if budget.tokens is not None:
+        steps, limit = max(1, budget.tokens // per_step_tokens), None
+    else:
+        assert budget.seconds is not None
+        step_s = _probe_step_seconds(model_cfg, split, budget)
+        # ~8% of the time goes to evaluations and checkpoints during training
+        steps, limit = max(1, int(budget.seconds * 0.92 / step_s)), budget.seconds
+    train = {
+        "steps": steps,
+        "context": budget.context,
+        "batch_size": budget.batch_size,
+        "lr": budget.lr,
+        "warmup": min(200, steps // 10),
+        "eval_every": max(1, steps // 4),
+        "eval_batches": 10,
+        "checkpoint_every": max(1, steps // 4),
+        "sample_tokens": 0,
+        "log_every": max(1, min(50, steps // 20)),
+        "seed": budget.seed,
+        "time_limit": limit,
+        "weight_decay": 0.1,
+        "device": "cpu",
+    }
+    cfg = {
+        "data": {"dataset": str(split.path)},
+        "tokenizer": {"kind": split.tokenizer.kind},
+        "model": dict(model_cfg),
+        "train": train,
+    }
+    model, result = run_training(cfg, out, overwrite=True, quiet=True)
+    return model, result.elapsed, result.tokens_seen
+
+
+def run_rung(
+    name: str, split: Split, root: Path, budget: Budget, retrain: bool = False
+) -> RungResult:
+    """Train (or reuse) one rung and score it."""
+    if name not in PRESETS:
+        raise LmlabError(f"unknown model {name!r} for the ladder; choose from {', '.join(PRESETS)}")
+    out = root / name
+    done = out / RESULT_FILE
+    if done.is_file() and not retrain:
+        return RungResult(**json.loads(done.read_text(encoding="utf-8")))
+    cfg = PRESETS[name]
+    if cfg["family"] == "ngram":
+        model, seconds = run_ngram(name, cfg["order"], split, out)
+        tokens = len(split.train)
+    else:
+        model, seconds, tokens = run_neural(name, cfg, split, out, budget)
+    model.eval()
+    eos = split.tokenizer.eos_id
+    result = RungResult(
+        name=name,
+        family=cfg["family"],
+        params=model.num_params(),
+        train_seconds=seconds,
+        tokens_seen=tokens,
+        tokens_per_second=tokens / max(seconds, 1e-9),
+        valid_ppl=stream_ppl(model, split.valid, eos),
+        test_ppl=stream_ppl(model, split.test, eos) if split.test is not None else None,
+        sample=sample_text(model, split, budget.seed),
+        position_loss=[]
+        if cfg["family"] == "ngram"
+        else position_loss(model, split.valid, budget.context),
+    )
+    atomic_write_text(done, json.dumps(asdict(result), indent=2))
+    return result
+
+
+def reload_ngram(path: Path) -> NGramLM:
+    """An n-gram rung's model (for inspection after a comparison)."""
+    return load_ngram_run(path)[0]

@@ -1,0 +1,116 @@
+"""``lmlab compare`` on a small real corpus: every rung trains, scores and reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lmlab.cli import main
+from lmlab.compare.ladder import stream_ppl
+from lmlab.models import build_model
+
+DATA = Path(
+    os.environ.get(
+        "LMLAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    )
+)
+
+
+@pytest.fixture()
+def corpus(tmp_path) -> tuple[Path, Path]:
+    src = DATA / "timemachine" / "timemachine.txt"
+    if not src.is_file():
+        pytest.skip(f"shared data not found at {src} (set LMLAB_SHARED_DATA)")
+    lines = src.read_text().splitlines()
+    train, valid = tmp_path / "train.txt", tmp_path / "valid.txt"
+    train.write_text("\n".join(lines[:1500]) + "\n")
+    valid.write_text("\n".join(lines[3000:3150]) + "\n")
+    return train, valid
+
+
+def test_ladder_trains_every_rung_and_writes_a_report(corpus, tmp_path, capsys) -> None:
+    train, valid = corpus
+    out = tmp_path / "ladder"
+    argv = [
+        "compare",
+        "--corpus",
+        str(train),
+        "--valid",
+        str(valid),
+        "--tokens",
+        "3000",
+        "--context",
+        "16",
+        "--batch-size",
+        "8",
+        "--max-vocab",
+        "800",
+        "--threads",
+        "1",
+        "--models",
+        "ngram3,nplm,lstm,transformer",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    results = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
+    assert list(results) == ["ngram3", "nplm", "lstm", "transformer"]
+    for r in results.values():
+        assert 1 < r["valid_ppl"] < 801 and r["params"] > 0 and r["sample"]
+    # Neural rungs saw exactly the token budget (3000 // (8*16) steps of 128 tokens).
+    assert results["lstm"]["tokens_seen"] == 23 * 128
+    assert len(results["transformer"]["position_loss"]) == 16
+    report = (out / "report.md").read_text()
+    assert "| ngram3 |" in report and "positions.png" in report
+    assert (out / "ladder.png").is_file() and (out / "positions.png").is_file()
+    for name in results:  # each rung is a run directory the other commands can load
+        assert (out / name / "config.toml").is_file() and (
+            out / name / "model.safetensors"
+        ).is_file()
+    # A rerun reuses the finished rungs instead of training again.
+    stamp = (out / "lstm" / "model.safetensors").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "lstm" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert (
+        json.loads((out / "results.json").read_text())[1]["valid_ppl"]
+        == results["nplm"]["valid_ppl"]
+    )
+
+
+def test_stream_perplexity_is_exact_for_stateful_and_windowed_models() -> None:
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(1, 50, 300)
+    for family, cfg in [
+        ("rnn", {"embed_dim": 8, "hidden_size": 16}),
+        ("transformer", {"n_layer": 1, "n_head": 2, "d_model": 16, "context_length": 400}),
+    ]:
+        model = build_model(family, {"vocab_size": 50, **cfg}).eval()
+        x = torch.from_numpy(np.concatenate([[0], ids])).view(1, -1)
+        with torch.no_grad():
+            logits = model(x[:, :-1])[0]
+        direct = math.exp(torch.nn.functional.cross_entropy(logits, x[0, 1:]).item())
+        assert stream_ppl(model, ids, eos_id=0, chunk=37) == pytest.approx(direct, rel=1e-5)
+
+
+def test_bad_arguments_are_user_errors(corpus, tmp_path, capsys) -> None:
+    train, _ = corpus
+    out = str(tmp_path / "x")
+    assert (
+        main(
+            ["compare", "--corpus", str(train), "--tokens", "100", "--models", "gpt9", "--out", out]
+        )
+        == 2
+    )
+    assert (
+        main(
+            ["compare", "--corpus", str(tmp_path / "missing.txt"), "--tokens", "100", "--out", out]
+        )
+        == 2
+    )
+    assert "Traceback" not in capsys.readouterr().err
