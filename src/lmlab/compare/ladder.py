@@ -29,27 +29,21 @@ from lmlab.models.ngram import NGramLM
 from lmlab.models.ngram_io import load_run as load_ngram_run
 from lmlab.models.ngram_io import save_run as save_ngram_run
 
-# Rungs and their model settings (the trainer fills in vocab_size and the context).
+# Rungs and their model settings, sized for minutes of CPU training (the trainer fills in
+# vocab_size and the context).
 PRESETS: dict[str, dict[str, Any]] = {
     "ngram3": {"family": "ngram", "order": 3},
     "ngram5": {"family": "ngram", "order": 5},
-    "nplm": {
-        "family": "nplm",
-        "context": 5,
-        "embed_dim": 128,
-        "hidden_size": 512,
-        "dropout": 0.3,
-        "direct": False,
-    },
+    "nplm": {"family": "nplm", "context": 5, "embed_dim": 128, "hidden_size": 256, "dropout": 0.2},
     "lstm": {
         "family": "rnn",
-        "embed_dim": 400,
-        "hidden_size": 400,
+        "embed_dim": 256,
+        "hidden_size": 256,
         "n_layer": 2,
-        "dropout": 0.4,
+        "dropout": 0.2,
         "tie_embeddings": True,
     },
-    "transformer": {"family": "transformer", "depth": 4, "dropout": 0.2},
+    "transformer": {"family": "transformer", "depth": 4, "dropout": 0.1},
 }
 RESULT_FILE = "ladder.json"
 
