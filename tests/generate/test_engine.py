@@ -87,3 +87,16 @@ def test_stream_reports_logprobs_and_top_alternatives(tok) -> None:
     for e in events:
         assert len(e.top) == 3 and e.top[0][0] == e.token_id
         assert abs(e.top[0][1] - e.logprob) < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_streamed_pieces_join_to_the_decoded_text(kind: str) -> None:
+    from lmlab.tokenize import train_tokenizer
+
+    corpus = ["Hello, world! 你好，世界。 It is a fine day.\n"] * 5
+    tok = train_tokenizer(kind, corpus, **({"vocab_size": 280} if kind == "bpe" else {}))
+    text = "Hello, world! 🎉 你好，世界。 It is fine.\nday"
+    ids = tok.encode(text)
+    st = _SampleText(tok, [])
+    pieces = [st.push(i)[0] for i in ids]
+    assert "".join(pieces) + st.flush() == tok.decode(ids)

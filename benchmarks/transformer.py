@@ -1,0 +1,180 @@
+"""Transformer on character-level Tiny Shakespeare: lmlab against its peers, in one run.
+
+1. Training speed at nanoGPT's CPU shape (4 layers, 4 heads, width 128, context 64,
+   batch 12), same loop and optimizer: Hugging Face ``GPT2LMHeadModel`` (the peer) vs
+   lmlab's Transformer in fp32 and in bf16 autocast.
+2. Quality in nanoGPT's wall-clock: lmlab's trainer with its CPU recipe, stopped at the
+   reference's 85 s, against nanoGPT's validation loss 1.886 (measured on this machine,
+   quoted from the issue); plus nanoGPT's own 2000-step recipe run by lmlab.
+3. Sampling speed: lmlab's KV-cache engine vs nanoGPT's sampler (full forward over the
+   cropped window for every token) on the same model.
+
+Run: python benchmarks/transformer.py   (needs `pip install transformers` for the peer)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from _common import machine, shared, table
+from lmlab.generate import SamplingParams, generate
+from lmlab.models import Transformer, TransformerConfig
+from lmlab.train.config import TrainConfig
+from lmlab.train.loop import make_optimizer
+from lmlab.train.runner import run_training
+
+NANOGPT_VAL_LOSS = 1.886  # nanoGPT, 2000 steps, on this machine (issue #2)
+NANOGPT_SECONDS = 85.0
+NANOGPT_SAMPLE_TOK_S = 430.0
+SHAPE = {"n_layer": 4, "n_head": 4, "d_model": 128, "context": 64, "batch": 12}
+
+
+def step_time(model: torch.nn.Module, vocab: int, steps: int, bf16: bool, hf: bool) -> float:
+    """Mean seconds per optimizer step of a plain training loop."""
+    opt = make_optimizer(model, TrainConfig(lr=1e-3))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
+    y = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
+    model.train()
+    for i in range(steps + 10):
+        if i == 10:
+            t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x).logits if hf else model(x)
+            loss = F.cross_entropy(logits.float().view(-1, vocab), y.view(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return (time.perf_counter() - t0) / steps
+
+
+def lmlab_model(vocab: int) -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(TransformerConfig(vocab_size=vocab, context_length=SHAPE["context"], n_layer=SHAPE["n_layer"],
+                                         n_head=SHAPE["n_head"], d_model=SHAPE["d_model"]))
+
+
+def hf_model(vocab: int):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=vocab, n_positions=SHAPE["context"], n_embd=SHAPE["d_model"], n_layer=SHAPE["n_layer"],
+                     n_head=SHAPE["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(cfg)
+
+
+def speed_section(vocab: int, steps: int) -> list[list[object]]:
+    rows = []
+    tokens = SHAPE["batch"] * SHAPE["context"]
+    try:
+        peer = step_time(hf_model(vocab), vocab, steps, bf16=False, hf=True)
+    except ImportError:
+        peer = None
+        print("transformers not installed: the peer row is skipped (pip install transformers)")
+    ours = step_time(lmlab_model(vocab), vocab, steps, bf16=False, hf=False)
+    ours16 = step_time(lmlab_model(vocab), vocab, steps, bf16=True, hf=False)
+    for name, t in (("HF GPT2LMHeadModel fp32 (peer)", peer), ("lmlab fp32", ours), ("lmlab bf16 autocast", ours16)):
+        if t is None:
+            continue
+        rows.append([name, f"{t * 1000:.1f}", f"{tokens / t:,.0f}", f"{peer / t:.2f}x" if peer else "-"])
+    return rows
+
+
+def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path) -> dict:
+    cfg = {
+        "data": {"corpus": [str(corpus)], "val_fraction": 0.1},
+        "tokenizer": {"kind": "char"},
+        "model": {"family": "transformer", **recipe["model"]},
+        "train": {"eval_every": 10**9, "checkpoint_every": 10**9, "sample_tokens": 0, "eval_batches": None,
+                  "log_every": 50, "time_limit": seconds, **recipe["train"]},
+    }
+    run = workdir / recipe["name"]
+    t0 = time.perf_counter()
+    _, res = run_training(cfg, run, overwrite=True, quiet=True)
+    wall = time.perf_counter() - t0
+    return {"name": recipe["name"], "steps": res.step, "tokens": res.tokens_seen, "train_s": res.elapsed,
+            "wall_s": wall, "val_loss": res.final["val_loss"]}
+
+
+def sampling_section(vocab_tok, n_tokens: int) -> list[list[object]]:
+    model = lmlab_model(vocab_tok.vocab_size).eval()
+    params = SamplingParams(max_new_tokens=n_tokens, temperature=1.0, top_k=None, seed=1)
+    generate(model, vocab_tok, "\n", SamplingParams(max_new_tokens=20, seed=0))  # warm up
+    t0 = time.perf_counter()
+    out = generate(model, vocab_tok, "\n", params)[0]
+    ours = len(out.token_ids) / (time.perf_counter() - t0)
+
+    @torch.inference_mode()
+    def nanogpt_sample(idx: torch.Tensor, n: int) -> torch.Tensor:  # nanoGPT's model.generate
+        for _ in range(n):
+            cond = idx if idx.size(1) <= SHAPE["context"] else idx[:, -SHAPE["context"] :]
+            logits = model(cond)[:, -1, :]
+            probs = F.softmax(logits, dim=-1)
+            idx = torch.cat((idx, torch.multinomial(probs, num_samples=1)), dim=1)
+        return idx
+
+    t0 = time.perf_counter()
+    nanogpt_sample(torch.tensor([vocab_tok.encode("\n")]), n_tokens)
+    peer = n_tokens / (time.perf_counter() - t0)
+    return [
+        ["nanoGPT-style sampler, no cache (same model)", f"{peer:,.0f}", "1.00x"],
+        ["lmlab engine, KV cache", f"{ours:,.0f}", f"{ours / peer:.2f}x"],
+        ["nanoGPT sampler, reference on this machine (issue #2)", f"{NANOGPT_SAMPLE_TOK_S:,.0f}", f"{ours / NANOGPT_SAMPLE_TOK_S:.2f}x (lmlab vs it)"],
+    ]
+
+
+RECIPES = {
+    # nanoGPT's CPU recipe, run by lmlab's trainer (2000 steps)
+    "nanogpt-recipe": {"model": {"n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.0},
+                       "train": {"steps": 2000, "batch_size": 12, "context": 64, "lr": 1e-3, "min_lr": 1e-4,
+                                 "warmup": 100, "beta2": 0.99, "weight_decay": 0.1, "precision": "fp32"}},
+    # lmlab's CPU recipe: the same shape, bf16 autocast, a larger batch and learning rate
+    "lmlab-recipe": {"model": {"n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.0},
+                     "train": {"steps": 1800, "batch_size": 32, "context": 64, "lr": 2e-3, "min_lr": 2e-4,
+                               "warmup": 100, "beta2": 0.99, "weight_decay": 0.1, "precision": "bf16"}},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--speed-steps", type=int, default=100)
+    ap.add_argument("--sample-tokens", type=int, default=1000)
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--recipes", default="lmlab-recipe,nanogpt-recipe")
+    args = ap.parse_args()
+    corpus = shared("shakespeare", "input.txt")
+    print(f"Machine: {machine()}\nData: {corpus} (first 90% train, last 10% validation)\n")
+    from lmlab.tokenize import CharTokenizer
+
+    tok = CharTokenizer.train([corpus.read_text(encoding="utf-8")])
+    print("## Training speed, nanoGPT's shape (4x128, context 64, batch 12), same loop\n")
+    print(table(["model", "ms/step", "tokens/s", "vs peer"], speed_section(tok.vocab_size, args.speed_steps)))
+    print("\n## Sampling speed (batch 1, temperature 1)\n")
+    print(table(["sampler", "tokens/s", "ratio"], sampling_section(tok, args.sample_tokens)))
+    if args.skip_quality:
+        return
+    print(f"\n## Validation loss within nanoGPT's wall-clock ({NANOGPT_SECONDS:.0f} s)\n")
+    work = Path(tempfile.mkdtemp(prefix="lmlab-bench-"))
+    rows = []
+    try:
+        for name in args.recipes.split(","):
+            r = quality_section(corpus, {"name": name, **RECIPES[name]}, NANOGPT_SECONDS, work)
+            rows.append([name, r["steps"], f"{r['tokens']:,}", f"{r['train_s']:.1f}", f"{r['val_loss']:.3f}",
+                         f"{r['val_loss'] - NANOGPT_VAL_LOSS:+.3f}"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows.append(["nanoGPT (reference, issue #2)", 2000, f"{2000 * 12 * 64:,}", f"{NANOGPT_SECONDS:.0f}",
+                 f"{NANOGPT_VAL_LOSS:.3f}", "+0.000"])
+    print(table(["run", "steps", "tokens", "train s", "val loss", "vs nanoGPT"], rows))
+
+
+if __name__ == "__main__":
+    main()
