@@ -31,9 +31,9 @@ def _chunk_pairs(
             ok[: skip - d] = False
         rows.append(centre[ok])
         cols.append(left[ok])
-        vals.append(np.full(int(ok.sum()), 1.0 / d if distance_weighting else 1.0, np.float32))
+        vals.append(np.full(int(ok.sum()), 1.0 / d if distance_weighting else 1.0))
     if not rows:
-        return sp.csr_matrix((v, v), dtype=np.float32)
+        return sp.csr_matrix((v, v), dtype=np.float64)
     coo = sp.coo_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(v, v)
     )
@@ -55,7 +55,7 @@ def cooccurrence(
     ``ids`` are provisional ids with -1 at sentence breaks; ``remap`` maps them to vocabulary
     ids (-2 = not in the vocabulary). ``symmetric=False`` counts left contexts only.
     """
-    total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float32)
+    total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)  # float64 while summing
     tail = np.zeros(0, dtype=np.int32)
     lut = np.append(remap, np.int32(BREAK))  # index -1 (a break) maps to BREAK
     with tqdm(

@@ -14,6 +14,7 @@ without locks; each job is a slice of the shuffled non-zeros.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -110,12 +111,15 @@ def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
     bounds = list(range(0, n, cfg.chunk_pairs)) + [n]
     jobs = [(e, k) for e in range(cfg.epochs) for k in range(len(bounds) - 1)]
     costs = np.zeros(cfg.epochs)
+    lock = threading.Lock()
 
     def run(job: tuple[int, int]) -> int:
         e, k = job
         lo, hi = bounds[k], bounds[k + 1]
-        costs[e] += glove_step(rows[lo:hi], cols[lo:hi], logx[lo:hi], weight[lo:hi],
-                               w, c, bw, bc, gw, gc, gbw, gbc, eta)  # fmt: skip
+        cost = glove_step(rows[lo:hi], cols[lo:hi], logx[lo:hi], weight[lo:hi],
+                          w, c, bw, bc, gw, gc, gbw, gbc, eta)  # fmt: skip
+        with lock:  # not `costs[e] += glove_step(...)`: that reads costs[e] before the call
+            costs[e] += cost
         return hi - lo
 
     glove_step(rows[:0], cols[:0], logx[:0], weight[:0], w, c, bw, bc, gw, gc, gbw, gbc, eta)

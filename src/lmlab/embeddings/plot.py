@@ -117,10 +117,10 @@ def plot_words(
     ax.set_title(title or f"{len(words)} words, {method.upper()} projection")
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the missing-font case was reported once, above
         warnings.filterwarnings("ignore", message="Glyph .* missing")
+        fig.tight_layout()
         fig.savefig(buf, format="png")
     plt.close(fig)
     atomic_write_bytes(out, buf.getvalue())

@@ -1,0 +1,54 @@
+"""Reading corpora: Gutenberg stripping, text8 words, jieba / character modes, encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmlab.embeddings.corpus import encode_corpus, iter_sentences, list_files, text8_words
+from lmlab.errors import LmlabError
+
+BOOK = (
+    "The Project Gutenberg eBook of X\nLicence words here.\n"
+    "*** START OF THE PROJECT GUTENBERG EBOOK X ***\n"
+    "It's the Time-Machine, 1895!\nSecond line.\n"
+    "*** END OF THE PROJECT GUTENBERG EBOOK X ***\nMore licence.\n"
+)
+
+
+def test_text8_strips_boilerplate_and_keeps_a_to_z_runs(tmp_path):
+    assert text8_words(BOOK) == ["it", "s", "the", "time", "machine", "second", "line"]
+    f = tmp_path / "book.txt"
+    f.write_text(BOOK.replace("\n", "\r\n"), encoding="utf-8")
+    streamed = [w for s in iter_sentences([f], "text8") for w in s]
+    assert streamed == text8_words(BOOK)
+    pieces = list(iter_sentences([f], "text8", max_len=3))
+    assert [len(p) for p in pieces] == [3, 3, 1]
+
+
+def test_words_mode_uses_jieba_for_chinese_and_chars_mode(tmp_path):
+    f = tmp_path / "zh.txt"
+    f.write_text("我爱北京天安门。\nHello, World!\n", encoding="utf-8")
+    lines = list(iter_sentences([f], "words"))
+    assert "北京" in lines[0] and "。" not in lines[0]
+    assert lines[1] == ["hello", "world"]
+    chars = list(iter_sentences([f], "chars"))
+    assert chars[0][:3] == ["我", "爱", "北"]
+
+
+def test_encode_corpus_ids_counts_and_breaks():
+    corpus = encode_corpus([["a", "b", "a"], [], ["c", "a"]])
+    assert corpus.words == ["a", "b", "c"]
+    assert corpus.counts.tolist() == [3, 1, 1]
+    assert np.asarray(corpus.ids()).tolist() == [0, 1, 0, -1, 2, 0, -1]
+    assert corpus.n_tokens == 5
+    corpus.close()
+
+
+def test_bad_paths_and_modes(tmp_path):
+    with pytest.raises(LmlabError, match="not found"):
+        list_files([tmp_path / "missing.txt"])
+    with pytest.raises(LmlabError, match="no .txt files"):
+        list_files([tmp_path])
+    with pytest.raises(LmlabError, match="unknown corpus mode"):
+        list(iter_sentences([tmp_path], "bytes"))
