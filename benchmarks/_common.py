@@ -21,13 +21,17 @@ def shared(*parts: str) -> Path:
 def machine() -> str:
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:
     cells = [[str(c) for c in r] for r in [headers, *rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)

@@ -58,16 +58,31 @@ def step_time(model: torch.nn.Module, vocab: int, steps: int, bf16: bool, hf: bo
 
 def lmlab_model(vocab: int) -> Transformer:
     torch.manual_seed(0)
-    return Transformer(TransformerConfig(vocab_size=vocab, context_length=SHAPE["context"], n_layer=SHAPE["n_layer"],
-                                         n_head=SHAPE["n_head"], d_model=SHAPE["d_model"]))
+    return Transformer(
+        TransformerConfig(
+            vocab_size=vocab,
+            context_length=SHAPE["context"],
+            n_layer=SHAPE["n_layer"],
+            n_head=SHAPE["n_head"],
+            d_model=SHAPE["d_model"],
+        )
+    )
 
 
 def hf_model(vocab: int):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=vocab, n_positions=SHAPE["context"], n_embd=SHAPE["d_model"], n_layer=SHAPE["n_layer"],
-                     n_head=SHAPE["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=SHAPE["context"],
+        n_embd=SHAPE["d_model"],
+        n_layer=SHAPE["n_layer"],
+        n_head=SHAPE["n_head"],
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     return GPT2LMHeadModel(cfg)
 
 
@@ -81,10 +96,16 @@ def speed_section(vocab: int, steps: int) -> list[list[object]]:
         print("transformers not installed: the peer row is skipped (pip install transformers)")
     ours = step_time(lmlab_model(vocab), vocab, steps, bf16=False, hf=False)
     ours16 = step_time(lmlab_model(vocab), vocab, steps, bf16=True, hf=False)
-    for name, t in (("HF GPT2LMHeadModel fp32 (peer)", peer), ("lmlab fp32", ours), ("lmlab bf16 autocast", ours16)):
+    for name, t in (
+        ("HF GPT2LMHeadModel fp32 (peer)", peer),
+        ("lmlab fp32", ours),
+        ("lmlab bf16 autocast", ours16),
+    ):
         if t is None:
             continue
-        rows.append([name, f"{t * 1000:.1f}", f"{tokens / t:,.0f}", f"{peer / t:.2f}x" if peer else "-"])
+        rows.append(
+            [name, f"{t * 1000:.1f}", f"{tokens / t:,.0f}", f"{peer / t:.2f}x" if peer else "-"]
+        )
     return rows
 
 
@@ -93,15 +114,28 @@ def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path) -
         "data": {"corpus": [str(corpus)], "val_fraction": 0.1},
         "tokenizer": {"kind": "char"},
         "model": {"family": "transformer", **recipe["model"]},
-        "train": {"eval_every": 10**9, "checkpoint_every": 10**9, "sample_tokens": 0, "eval_batches": None,
-                  "log_every": 50, "time_limit": seconds, **recipe["train"]},
+        "train": {
+            "eval_every": 10**9,
+            "checkpoint_every": 10**9,
+            "sample_tokens": 0,
+            "eval_batches": None,
+            "log_every": 50,
+            "time_limit": seconds,
+            **recipe["train"],
+        },
     }
     run = workdir / recipe["name"]
     t0 = time.perf_counter()
     _, res = run_training(cfg, run, overwrite=True, quiet=True)
     wall = time.perf_counter() - t0
-    return {"name": recipe["name"], "steps": res.step, "tokens": res.tokens_seen, "train_s": res.elapsed,
-            "wall_s": wall, "val_loss": res.final["val_loss"]}
+    return {
+        "name": recipe["name"],
+        "steps": res.step,
+        "tokens": res.tokens_seen,
+        "train_s": res.elapsed,
+        "wall_s": wall,
+        "val_loss": res.final["val_loss"],
+    }
 
 
 def sampling_section(vocab_tok, n_tokens: int) -> list[list[object]]:
@@ -127,24 +161,52 @@ def sampling_section(vocab_tok, n_tokens: int) -> list[list[object]]:
     return [
         ["nanoGPT-style sampler, no cache (same model)", f"{peer:,.0f}", "1.00x"],
         ["lmlab engine, KV cache", f"{ours:,.0f}", f"{ours / peer:.2f}x"],
-        ["nanoGPT sampler, reference on this machine (issue #2)", f"{NANOGPT_SAMPLE_TOK_S:,.0f}", f"{ours / NANOGPT_SAMPLE_TOK_S:.2f}x (lmlab vs it)"],
+        [
+            "nanoGPT sampler, reference on this machine (issue #2)",
+            f"{NANOGPT_SAMPLE_TOK_S:,.0f}",
+            f"{ours / NANOGPT_SAMPLE_TOK_S:.2f}x (lmlab vs it)",
+        ],
     ]
 
 
 RECIPES = {
     # nanoGPT's CPU recipe, run by lmlab's trainer (2000 steps)
-    "nanogpt-recipe": {"model": {"n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.0},
-                       "train": {"steps": 2000, "batch_size": 12, "context": 64, "lr": 1e-3, "min_lr": 1e-4,
-                                 "warmup": 100, "beta2": 0.99, "weight_decay": 0.1, "precision": "fp32"}},
+    "nanogpt-recipe": {
+        "model": {"n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.0},
+        "train": {
+            "steps": 2000,
+            "batch_size": 12,
+            "context": 64,
+            "lr": 1e-3,
+            "min_lr": 1e-4,
+            "warmup": 100,
+            "beta2": 0.99,
+            "weight_decay": 0.1,
+            "precision": "fp32",
+        },
+    },
     # lmlab's CPU recipe: the same shape, bf16 autocast, a larger batch and learning rate
-    "lmlab-recipe": {"model": {"n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.0},
-                     "train": {"steps": 1800, "batch_size": 32, "context": 64, "lr": 2e-3, "min_lr": 2e-4,
-                               "warmup": 100, "beta2": 0.99, "weight_decay": 0.1, "precision": "bf16"}},
+    "lmlab-recipe": {
+        "model": {"n_layer": 4, "n_head": 4, "d_model": 128, "dropout": 0.0},
+        "train": {
+            "steps": 1800,
+            "batch_size": 32,
+            "context": 64,
+            "lr": 2e-3,
+            "min_lr": 2e-4,
+            "warmup": 100,
+            "beta2": 0.99,
+            "weight_decay": 0.1,
+            "precision": "bf16",
+        },
+    },
 }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--speed-steps", type=int, default=100)
     ap.add_argument("--sample-tokens", type=int, default=1000)
     ap.add_argument("--skip-quality", action="store_true")
@@ -156,7 +218,12 @@ def main() -> None:
 
     tok = CharTokenizer.train([corpus.read_text(encoding="utf-8")])
     print("## Training speed, nanoGPT's shape (4x128, context 64, batch 12), same loop\n")
-    print(table(["model", "ms/step", "tokens/s", "vs peer"], speed_section(tok.vocab_size, args.speed_steps)))
+    print(
+        table(
+            ["model", "ms/step", "tokens/s", "vs peer"],
+            speed_section(tok.vocab_size, args.speed_steps),
+        )
+    )
     print("\n## Sampling speed (batch 1, temperature 1)\n")
     print(table(["sampler", "tokens/s", "ratio"], sampling_section(tok, args.sample_tokens)))
     if args.skip_quality:
@@ -167,12 +234,28 @@ def main() -> None:
     try:
         for name in args.recipes.split(","):
             r = quality_section(corpus, {"name": name, **RECIPES[name]}, NANOGPT_SECONDS, work)
-            rows.append([name, r["steps"], f"{r['tokens']:,}", f"{r['train_s']:.1f}", f"{r['val_loss']:.3f}",
-                         f"{r['val_loss'] - NANOGPT_VAL_LOSS:+.3f}"])
+            rows.append(
+                [
+                    name,
+                    r["steps"],
+                    f"{r['tokens']:,}",
+                    f"{r['train_s']:.1f}",
+                    f"{r['val_loss']:.3f}",
+                    f"{r['val_loss'] - NANOGPT_VAL_LOSS:+.3f}",
+                ]
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows.append(["nanoGPT (reference, issue #2)", 2000, f"{2000 * 12 * 64:,}", f"{NANOGPT_SECONDS:.0f}",
-                 f"{NANOGPT_VAL_LOSS:.3f}", "+0.000"])
+    rows.append(
+        [
+            "nanoGPT (reference, issue #2)",
+            2000,
+            f"{2000 * 12 * 64:,}",
+            f"{NANOGPT_SECONDS:.0f}",
+            f"{NANOGPT_VAL_LOSS:.3f}",
+            "+0.000",
+        ]
+    )
     print(table(["run", "steps", "tokens", "train s", "val loss", "vs nanoGPT"], rows))
 
 

@@ -42,7 +42,7 @@ def test_greedy_matches_uncached_argmax(tok) -> None:
 
 def test_seeded_samples_repeat_and_n_samples(tok) -> None:
     m = model(tok)
-    p = SamplingParams(max_new_tokens=12, seed=7, n=3)
+    p = SamplingParams(max_new_tokens=12, seed=7, n=3, repetition_penalty=1.3, top_p=0.9)
     a, b = generate(m, tok, "ab", p), generate(m, tok, "ab", p)
     assert [c.text for c in a] == [c.text for c in b]
     assert len(a) == 3 and len({c.text for c in a}) > 1

@@ -28,8 +28,18 @@ def test_top_k_top_p_min_p_masks() -> None:
 
 def test_repetition_penalty_ctrl_rule() -> None:
     logits = torch.tensor([[2.0, -2.0, 1.0]])
-    out = apply_repetition_penalty(logits, torch.tensor([[0, 1]]), 2.0)
+    out = apply_repetition_penalty(logits, torch.tensor([[True, True, False]]), 2.0)
     assert torch.equal(out, torch.tensor([[1.0, -4.0, 1.0]]))
+
+
+def test_sampling_follows_the_distribution() -> None:
+    probs = torch.tensor([[0.6, 0.3, 0.1, 0.0]])
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack(
+        [choose(probs.log().expand(2000, 4), SamplingParams(), None, g) for _ in range(5)]
+    ).flatten()
+    freq = torch.bincount(draws, minlength=4).float() / draws.numel()
+    assert torch.allclose(freq, probs[0], atol=0.02) and freq[3] == 0
 
 
 def test_greedy_and_seeded_sampling() -> None:

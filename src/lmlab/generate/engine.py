@@ -124,7 +124,9 @@ class _SampleText:
                 out = self.text[self.emitted :]
                 self.emitted = len(self.text)
                 return out, True
-        safe = len(self.text) - _stop_hold(self.text[-self.longest_stop :] if self.stops else "", self.stops)
+        safe = len(self.text) - _stop_hold(
+            self.text[-self.longest_stop :] if self.stops else "", self.stops
+        )
         out = self.text[self.emitted : max(self.emitted, safe)]
         self.emitted = max(self.emitted, safe)
         return out, False
@@ -157,16 +159,20 @@ def generate_stream(
     if params.seed is not None:
         gen = torch.Generator(device=device)
         gen.manual_seed(params.seed)
-    history = torch.tensor([ids] * n, dtype=torch.long, device=device)  # (n, L)
+    prompt_t = torch.tensor([ids] * n, dtype=torch.long, device=device)  # (n, L)
+    history: list[list[int]] = [list(ids) for _ in range(n)]  # for re-filling a full window
+    seen = None
+    if params.repetition_penalty != 1.0:
+        seen = torch.zeros(n, model_vocab(model, tokenizer), dtype=torch.bool, device=device)
+        seen.scatter_(1, prompt_t, True)
     state = model.new_state(n, device)
-    logits = model(history, state)[:, -1]
+    logits = model(prompt_t, state)[:, -1]
     texts = [_SampleText(tokenizer, params.stop) for _ in range(n)]
     done = [params.max_new_tokens == 0] * n
     for i in range(n) if params.max_new_tokens == 0 else ():
         yield TokenEvent(i, -1, "", 0.0, finish_reason="length")
     steps = 0
     while not all(done):
-        seen = history if params.repetition_penalty != 1.0 else None
         nxt = choose(logits, params, seen, gen)  # (n,)
         logp = logits.float().log_softmax(-1)
         chosen_lp = logp.gather(1, nxt[:, None]).squeeze(1).tolist()
@@ -190,14 +196,23 @@ def generate_stream(
             yield TokenEvent(i, nxt_list[i], delta, chosen_lp[i], top, finish)
         if all(done):
             break
-        history = torch.cat([history, nxt[:, None]], dim=1)
+        for h, t in zip(history, nxt_list, strict=True):
+            h.append(t)
+        if seen is not None:
+            seen.scatter_(1, nxt[:, None], True)
         if ctx is not None and getattr(state, "pos", 0) >= ctx:
             # The window is full: restart the cache from the last half of the context.
-            keep = history[:, -(ctx // 2) :]
+            keep = torch.tensor(
+                [h[-(ctx // 2) :] for h in history], dtype=torch.long, device=device
+            )
             state = model.new_state(n, device)
             logits = model(keep, state)[:, -1]
         else:
             logits = model(nxt[:, None], state)[:, -1]
+
+
+def model_vocab(model: LanguageModel, tokenizer: Tokenizer) -> int:
+    return int(getattr(model.config, "vocab_size", tokenizer.vocab_size))
 
 
 def generate(
