@@ -54,18 +54,19 @@ def test_ladder_trains_every_rung_and_writes_a_report(corpus, tmp_path, capsys) 
         "--threads",
         "1",
         "--models",
-        "ngram3,nplm,lstm,transformer",
+        "ngram3,nplm,lstm,transformer,nplm_numpy",
         "--out",
         str(out),
     ]
     assert main(argv) == 0
     results = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
-    assert list(results) == ["ngram3", "nplm", "lstm", "transformer"]
+    assert list(results) == ["ngram3", "nplm", "lstm", "transformer", "nplm_numpy"]
     for r in results.values():
         assert 1 < r["valid_ppl"] < 801 and r["params"] > 0 and r["sample"]
     # Neural rungs saw exactly the token budget (3000 // (8*16) steps of 128 tokens).
     assert results["lstm"]["tokens_seen"] == 23 * 128
     assert len(results["transformer"]["position_loss"]) == 16
+    assert results["nplm_numpy"]["tokens_seen"] == 3000 // 256 * 256  # SGD steps of 256 windows
     report = (out / "report.md").read_text()
     assert "| ngram3 |" in report and "positions.png" in report
     assert (out / "ladder.png").is_file() and (out / "positions.png").is_file()

@@ -44,6 +44,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "tie_embeddings": True,
     },
     "transformer": {"family": "transformer", "depth": 4, "dropout": 0.1},
+    # The hand-written numpy NPLM (plain SGD, no autograd): lmlab.models.nplm_numpy.
+    "nplm_numpy": {
+        "family": "nplm",
+        "engine": "numpy",
+        "context": 5,
+        "embed_dim": 64,
+        "hidden_size": 128,
+    },
 }
 RESULT_FILE = "ladder.json"
 
@@ -230,6 +238,12 @@ def run_rung(
     if cfg["family"] == "ngram":
         model, seconds = run_ngram(name, cfg["order"], split, out)
         tokens = len(split.train)
+    elif cfg.get("engine") == "numpy":
+        from lmlab.compare.numpy_rung import run_numpy_nplm
+
+        model, seconds, tokens = run_numpy_nplm(
+            cfg, split, out, budget.seconds, budget.tokens, budget.seed
+        )
     else:
         model, seconds, tokens = run_neural(name, cfg, split, out, budget)
     model.eval()

@@ -19,6 +19,7 @@ The weights use the same names and shapes as :class:`lmlab.models.nplm.NPLM`, so
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,17 +135,30 @@ class NumpyNPLM:
         return X, ids
 
     def train_sgd(
-        self, ids: np.ndarray, steps: int, batch_size: int = 64, lr: float = 0.5, seed: int = 0
+        self,
+        ids: np.ndarray,
+        steps: int,
+        batch_size: int = 64,
+        lr: float = 0.5,
+        seed: int = 0,
+        time_limit: float | None = None,
     ) -> list[float]:
-        """Plain minibatch SGD on random windows of ``ids``; returns the loss of each step."""
+        """Plain minibatch SGD on random windows of ``ids``; returns the loss of each step.
+
+        The learning rate decays linearly to a tenth over ``steps``; ``time_limit``
+        (seconds) stops early.
+        """
         X, y = self.windows(ids)
         rng = np.random.default_rng(seed)
         losses = []
-        for _ in range(steps):
+        t0 = time.perf_counter()
+        for step in range(steps):
             idx = rng.integers(0, len(y), batch_size)
             loss, cache = self.forward(X[idx], y[idx])
-            self.sgd_step(self.backward(cache, y[idx]), lr)
+            self.sgd_step(self.backward(cache, y[idx]), lr * (1.0 - 0.9 * step / steps))
             losses.append(loss)
+            if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+                break
         return losses
 
     def evaluate(self, ids: np.ndarray, batch_size: int = 1024) -> float:
