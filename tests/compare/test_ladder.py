@@ -82,6 +82,17 @@ def test_ladder_trains_every_rung_and_writes_a_report(corpus, tmp_path, capsys) 
         json.loads((out / "results.json").read_text())[1]["valid_ppl"]
         == results["nplm"]["valid_ppl"]
     )
+    # A run trained elsewhere joins the table if it shares the split's tokenizer.
+    inc = [*argv[:-3], "ngram3", "--out", str(out), "--include", f"again={out / 'lstm'}"]
+    assert main(inc) == 0
+    again = json.loads((out / "results.json").read_text())[-1]
+    assert again["name"] == "again"
+    assert again["valid_ppl"] == pytest.approx(results["lstm"]["valid_ppl"], rel=1e-6)
+    assert again["tokens_seen"] == results["lstm"]["tokens_seen"]
+    other = tmp_path / "char"
+    build = ["ngram", "build", "--corpus", str(train), "--order", "2", "--tokenizer", "char"]
+    assert main([*build, "--out", str(other)]) == 0
+    assert main([*inc[:-1], f"char={other}"]) == 2
 
 
 def test_stream_perplexity_is_exact_for_stateful_and_windowed_models() -> None:

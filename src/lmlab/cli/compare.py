@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--threads", type=int, default=None, help="CPU threads for training")
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="NAME=RUN",
+        help="also score an existing run trained on this split's data (repeatable)",
+    )
     p.add_argument("--out", required=True, help="folder for the runs and the report")
     p.add_argument("--retrain", action="store_true", help="retrain rungs already finished in --out")
     p.set_defaults(func=cmd_compare)
@@ -49,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from lmlab.compare.data import prepare_split
-    from lmlab.compare.ladder import PRESETS, Budget, run_rung
+    from lmlab.compare.ladder import PRESETS, Budget, load_rung, run_rung
     from lmlab.compare.report import markdown_table, write_report
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -94,6 +101,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             flush=True,
         )
         results.append(r)
+    for item in args.include:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise LmlabError(f"--include {item!r} is not NAME=RUN_DIR")
+        print(f"--- {name} (loaded from {path})", flush=True)
+        results.append(load_rung(name, path, split, budget))
     budget_text = f"{args.minutes:g} min" if args.minutes is not None else f"{args.tokens:,} tokens"
     report = write_report(
         results, out, f"Ladder on {Path(args.corpus).name} ({budget_text} per neural model)"

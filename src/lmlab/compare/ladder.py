@@ -246,11 +246,26 @@ def run_rung(
         )
     else:
         model, seconds, tokens = run_neural(name, cfg, split, out, budget)
+    result = score_rung(name, cfg["family"], model, split, budget, seconds, tokens)
+    atomic_write_text(done, json.dumps(asdict(result), indent=2))
+    return result
+
+
+def score_rung(
+    name: str,
+    family: str,
+    model: LanguageModel,
+    split: Split,
+    budget: Budget,
+    seconds: float,
+    tokens: int,
+) -> RungResult:
+    """Exact valid/test perplexity, a sample and the per-position loss of one model."""
     model.eval()
     eos = split.tokenizer.eos_id
-    result = RungResult(
+    return RungResult(
         name=name,
-        family=cfg["family"],
+        family=family,
         params=model.num_params(),
         train_seconds=seconds,
         tokens_seen=tokens,
@@ -259,11 +274,35 @@ def run_rung(
         test_ppl=stream_ppl(model, split.test, eos) if split.test is not None else None,
         sample=sample_text(model, split, budget.seed),
         position_loss=[]
-        if cfg["family"] == "ngram"
+        if family == "ngram"
         else position_loss(model, split.valid, budget.context),
     )
-    atomic_write_text(done, json.dumps(asdict(result), indent=2))
-    return result
+
+
+def load_rung(name: str, path: str | Path, split: Split, budget: Budget) -> RungResult:
+    """Score an existing run directory (trained elsewhere) on the comparison's split.
+
+    Its tokenizer must be the split's; training time and tokens come from its records.
+    """
+    from lmlab.run import load_run
+
+    run = load_run(path)
+    if run.tokenizer.to_dict() != split.tokenizer.to_dict():
+        raise LmlabError(
+            f"run {path} was trained with a different tokenizer; train it on the comparison's "
+            f"data ({split.path}) or compare it on its own"
+        )
+    seconds, tokens = 0.0, 0
+    metrics = Path(path) / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line) if line.strip() else {}
+            if "elapsed" in rec:
+                seconds, tokens = float(rec["elapsed"]), int(rec.get("tokens", tokens))
+    elif run.family == "ngram":
+        seconds = float(run.config.get("ngram", {}).get("build_seconds", 0.0))
+        tokens = len(split.train)
+    return score_rung(name, run.family, run.model, split, budget, seconds, tokens)
 
 
 def reload_ngram(path: Path) -> NGramLM:
