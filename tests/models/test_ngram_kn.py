@@ -154,3 +154,14 @@ def test_bad_input_is_a_user_error() -> None:
         NGramLM.fit(np.array([], dtype=np.int64), order=2, vocab_size=4)
     with pytest.raises(LmlabError, match="do not match"):
         toy_model(2).load_tensors(toy_model(3).tensors_for_save())
+
+
+def test_corrupt_tables_are_rejected() -> None:
+    t = toy_model(3).tensors_for_save()
+    t["key_2"] = t["key_2"].flip(0)  # keys out of order: lookups would silently fail
+    with pytest.raises(LmlabError, match="corrupt"):
+        toy_model(3).load_tensors(t)
+    t = toy_model(3).tensors_for_save()
+    t["bow_2"] = t["bow_2"][:-1]
+    with pytest.raises(LmlabError, match="corrupt"):
+        toy_model(3).load_tensors(t)

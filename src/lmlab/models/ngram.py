@@ -129,9 +129,14 @@ class NGramLM(LanguageModel):
             dtype = torch.int64 if name.startswith("key_") else torch.float32
             self._buffers[name] = value.detach().to(dtype).contiguous().clone()
         for k in range(2, self.config.order + 1):
-            if self._buf("key", k).shape != self._buf("logp", k).shape:
+            key = self._buf("key", k)
+            same = key.shape == self._buf("logp", k).shape
+            if k < self.config.order:
+                same = same and key.shape == self._buf("bow", k).shape
+            if not same or bool((key[1:] <= key[:-1]).any()):
                 raise LmlabError(
-                    f"n-gram tables of order {k} disagree in length; the file is corrupt"
+                    f"n-gram tables of order {k} are inconsistent (lengths or key order); "
+                    "the model file is corrupt, rebuild it"
                 )
 
     def ngram_counts(self) -> list[int]:
