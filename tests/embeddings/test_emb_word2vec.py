@@ -18,8 +18,11 @@ D = 8
 
 def _kernel_step(l1, syn1, syn1neg, table, codes, points, lengths, word, hs, negative, alpha):
     neu1e = np.zeros(D, np.float32)
+    width = max(codes.shape[1], negative + 1)
+    scratch = (np.zeros(width, np.int32), np.zeros(width, np.float32), np.zeros(width, np.float32))
     K._outputs(l1, word, syn1, syn1neg, table, codes, points, lengths, hs, negative,
-               np.float32(alpha), neu1e, np.uint64(12345), K.SIGMOID_TABLE, K.LOGSIG_TABLE)  # fmt: skip
+               np.float32(alpha), neu1e, np.uint64(12345), K.SIGMOID_TABLE, K.LOGSIG_TABLE,
+               *scratch)  # fmt: skip
     return neu1e
 
 

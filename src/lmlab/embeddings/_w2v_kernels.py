@@ -30,18 +30,18 @@ _S32 = np.uint64(32)
 _M32 = np.uint64(0xFFFFFFFF)
 
 
-@njit(inline="always")
+@njit(inline="always", fastmath=True)
 def _next(rng):
     return rng * _MUL + _ADD
 
 
-@njit(inline="always")
+@njit(inline="always", fastmath=True)
 def _uniform(rng):
     """A float in [0, 1) from the high bits of the generator state."""
     return np.float32((rng >> _S16) & np.uint64(0xFFFFFF)) * np.float32(1.0 / 16777216.0)
 
 
-@njit(inline="always")
+@njit(inline="always", fastmath=True)
 def _grad(f, label, alpha, sig_tab, logsig_tab):
     """Scaled gradient ``(label - sigmoid(f)) * alpha`` and the loss ``-log p(label)``."""
     if f >= MAX_EXP:
@@ -61,57 +61,63 @@ def _grad(f, label, alpha, sig_tab, logsig_tab):
     return np.float32((label - s) * alpha), loss
 
 
-@njit(inline="always")
-def _update_target(l1, syn1, row, label, alpha, neu1e, sig_tab, logsig_tab):
-    """One output unit: accumulate the input gradient in ``neu1e``, update ``syn1[row]``."""
+@njit(inline="always", fastmath=True)
+def _update_rows(l1, syn1, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_tab):
+    """Output units ``rows[:n]`` with targets ``labels``: all dot products first, then updates.
+
+    The dot products do not depend on each other (the input gradient only accumulates in
+    ``neu1e``), so computing them in a separate pass lets the CPU fetch all rows at once
+    instead of waiting for one cache miss after another; the result equals word2vec's
+    one-row-at-a-time loop unless a row repeats (a negative drawn twice).
+    """
     d = l1.shape[0]
-    f = np.float32(0.0)
-    for k in range(d):
-        f += l1[k] * syn1[row, k]
-    g, loss = _grad(f, label, alpha, sig_tab, logsig_tab)
-    if g == 0.0:  # saturated and right: nothing to learn (saves two passes over the row)
-        return loss
-    for k in range(d):
-        neu1e[k] += g * syn1[row, k]
-        syn1[row, k] += g * l1[k]
+    for t in range(n):
+        row = rows[t]
+        f = np.float32(0.0)
+        for k in range(d):
+            f += l1[k] * syn1[row, k]
+        fs[t] = f
+    loss = 0.0
+    for t in range(n):
+        g, lo = _grad(fs[t], labels[t], alpha, sig_tab, logsig_tab)
+        loss += lo
+        if g == 0.0:  # saturated and right: nothing to learn
+            continue
+        row = rows[t]
+        for k in range(d):
+            neu1e[k] += g * syn1[row, k]
+            syn1[row, k] += g * l1[k]
     return loss
 
 
-@njit(inline="always")
-def _outputs(
-    l1,
-    word,
-    syn1,
-    syn1neg,
-    table,
-    codes,
-    points,
-    codelens,
-    hs,
-    negative,
-    alpha,
-    neu1e,
-    rng,
-    sig_tab,
-    logsig_tab,
-):
-    """All output units for predicting ``word`` from ``l1`` (HS path and/or negatives)."""
+@njit(inline="always", fastmath=True)
+def _outputs(l1, word, syn1, syn1neg, table, codes, points, codelens, hs, negative, alpha,
+             neu1e, rng, sig_tab, logsig_tab, rows, labels, fs):  # fmt: skip
+    """All output units for predicting ``word`` from ``l1`` (HS path and/or negatives).
+
+    ``rows``, ``labels`` and ``fs`` are scratch buffers at least ``max(code length,
+    negative + 1)`` long.
+    """
     loss = 0.0
     if hs:
-        for j in range(codelens[word]):
-            label = 1.0 - np.float32(codes[word, j])
-            loss += _update_target(
-                l1, syn1, points[word, j], label, alpha, neu1e, sig_tab, logsig_tab
-            )
+        n = codelens[word]
+        for j in range(n):
+            rows[j] = points[word, j]
+            labels[j] = 1.0 - np.float32(codes[word, j])
+        loss += _update_rows(l1, syn1, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_tab)
     if negative > 0:
-        loss += _update_target(l1, syn1neg, word, 1.0, alpha, neu1e, sig_tab, logsig_tab)
+        rows[0] = word
+        labels[0] = 1.0
+        n = 1
         n_table = np.uint64(table.shape[0])
         for _ in range(negative):
             rng = _next(rng)
             target = table[(((rng >> _S16) & _M32) * n_table) >> _S32]
-            if target == word:
-                continue
-            loss += _update_target(l1, syn1neg, target, 0.0, alpha, neu1e, sig_tab, logsig_tab)
+            if target != word:
+                rows[n] = target
+                labels[n] = 0.0
+                n += 1
+        loss += _update_rows(l1, syn1neg, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_tab)
     return rng, loss
 
 
@@ -126,6 +132,10 @@ def train_chunk(
     sent = np.empty(max_sentence, np.int32)
     neu1 = np.empty(d, np.float32)
     neu1e = np.empty(d, np.float32)
+    width = max(codes.shape[1], negative + 1)
+    rows = np.empty(width, np.int32)
+    labels = np.empty(width, np.float32)
+    fs = np.empty(width, np.float32)
     rng = np.uint64(seed) * _MUL + _ADD
     w_window = np.uint64(window)
     loss = 0.0
@@ -179,6 +189,9 @@ def train_chunk(
                         rng,
                         sig_tab,
                         logsig_tab,
+                        rows,
+                        labels,
+                        fs,
                     )
                     loss += lo
                     n_pred += 1
@@ -215,6 +228,9 @@ def train_chunk(
                     rng,
                     sig_tab,
                     logsig_tab,
+                    rows,
+                    labels,
+                    fs,
                 )
                 loss += lo
                 n_pred += 1
