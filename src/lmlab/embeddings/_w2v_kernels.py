@@ -30,18 +30,18 @@ _S32 = np.uint64(32)
 _M32 = np.uint64(0xFFFFFFFF)
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _next(rng):
     return rng * _MUL + _ADD
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _uniform(rng):
     """A float in [0, 1) from the high bits of the generator state."""
     return np.float32((rng >> _S16) & np.uint64(0xFFFFFF)) * np.float32(1.0 / 16777216.0)
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _grad(f, label, alpha, sig_tab, logsig_tab):
     """Scaled gradient ``(label - sigmoid(f)) * alpha`` and the loss ``-log p(label)``."""
     if f >= MAX_EXP:
@@ -61,7 +61,7 @@ def _grad(f, label, alpha, sig_tab, logsig_tab):
     return np.float32((label - s) * alpha), loss
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _update_rows(l1, syn1, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_tab):
     """Output units ``rows[:n]`` with targets ``labels``: all dot products first, then updates.
 
@@ -90,7 +90,7 @@ def _update_rows(l1, syn1, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_ta
     return loss
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", fastmath=True, error_model="numpy")
 def _outputs(l1, word, syn1, syn1neg, table, codes, points, codelens, hs, negative, alpha,
              neu1e, rng, sig_tab, logsig_tab, rows, labels, fs):  # fmt: skip
     """All output units for predicting ``word`` from ``l1`` (HS path and/or negatives).
@@ -121,7 +121,7 @@ def _outputs(l1, word, syn1, syn1neg, table, codes, points, codelens, hs, negati
     return rng, loss
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def train_chunk(
     raw, remap, keep, syn0, syn1, syn1neg, table, codes, points, codelens,
     sg, hs, negative, window, alpha_start, alpha_end, seed, max_sentence, sig_tab, logsig_tab,

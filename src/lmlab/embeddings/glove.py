@@ -50,12 +50,18 @@ class GloveConfig:
     progress: bool = True
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta):
     """One AdaGrad pass over the given non-zeros; returns the summed loss (before updates)."""
     d = w.shape[1]
     cost = 0.0
+    sink = np.float32(0.0)
+    last = rows.shape[0] - 1
     for n in range(rows.shape[0]):
+        if n < last:  # touch the next pair's rows so their cache misses overlap with this pair
+            i2, j2 = rows[n + 1], cols[n + 1]
+            for k in range(0, d, 16):
+                sink += w[i2, k] + c[j2, k] + gw[i2, k] + gc[j2, k]
         i = rows[n]
         j = cols[n]
         diff = np.float32(0.0)
@@ -76,6 +82,8 @@ def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta):
         bc[j] -= fdiff / np.sqrt(gbc[j])
         gbw[i] += fdiff * fdiff
         gbc[j] += fdiff * fdiff
+    if sink == np.float32(-1.2345e30):  # never true; keeps the touching loads alive
+        cost += 1.0
     return cost
 
 
