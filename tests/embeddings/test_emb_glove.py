@@ -55,13 +55,14 @@ def test_glove_step_matches_autograd():
     w0, c0, bw0, bc0 = w.copy(), c.copy(), bw.copy(), bc.copy()
     cost = glove_step(np.array([i], np.int32), np.array([j], np.int32),
                       np.array([np.log(x)], np.float32), np.array([weight], np.float32),
-                      w, c, bw, bc, gw, gc, gbw, gbc, np.float32(eta))  # fmt: skip
+                      w, c, bw, bc, gw, gc, gbw, gbc, np.float32(eta), np.float32(100.0))  # fmt: skip
     assert cost == pytest.approx(loss.item(), rel=1e-5)
-    # first AdaGrad step with accumulators at 1 is plain SGD: theta -= eta * grad
+    # first AdaGrad step with accumulators at 1 is plain SGD: theta -= eta * grad for the
+    # vectors; glove.c steps the biases without eta
     np.testing.assert_allclose(w - w0, -eta * tw.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(c - c0, -eta * tc.grad.numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(bw - bw0, -eta * tbw.grad.numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(bc - bc0, -eta * tbc.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bw - bw0, -tbw.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bc - bc0, -tbc.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(gw[i], 1 + (eta * tw.grad.numpy()[i]) ** 2, rtol=1e-5)
     assert np.abs(tw.grad.numpy()[i]).max() > 1e-2
 

@@ -135,9 +135,11 @@ def _print_eval(vectors, lang, analogy, similarity, method, restrict, sections, 
         for m in methods:
             r = evaluate_analogies(vectors, path, m, restrict, lowercase)
             name = "3CosAdd" if m == "add" else "3CosMul"
+            parts = [
+                f"{cat.name} {cat.accuracy:.3f}" for cat in (r.semantic, r.syntactic) if cat.total
+            ]
             print(f"analogy {name} {path}: {r.accuracy:.3f} ({r.total.correct}/{r.total.seen}, "
-                  f"coverage {r.coverage:.1%}); semantic {r.semantic.accuracy:.3f}, "
-                  f"syntactic {r.syntactic.accuracy:.3f}")  # fmt: skip
+                  f"coverage {r.coverage:.1%}); {', '.join(parts)}")  # fmt: skip
             if sections:
                 for s in r.sections:
                     print(f"    {s.name:32s} {s.accuracy:.3f}  ({s.correct}/{s.seen} of {s.total})")

@@ -43,6 +43,8 @@ class GloveConfig:
     x_max: float = 10.0
     alpha: float = 0.75
     eta: float = 0.05  # AdaGrad initial learning rate
+    grad_clip: float = 100.0  # clip each gradient component (glove.c's grad_clip_value)
+    reshuffle: bool = False  # new order every epoch (glove.c shuffles once)
     epochs: int = 15
     workers: int = 0  # 0: all cores
     seed: int = 1
@@ -51,8 +53,12 @@ class GloveConfig:
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta):
-    """One AdaGrad pass over the given non-zeros; returns the summed loss (before updates)."""
+def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta, clip):
+    """One AdaGrad pass over the given non-zeros; returns the summed loss (before updates).
+
+    The update is that of Stanford's current ``glove.c``: vector gradients clipped to
+    ``[-clip, clip]`` and scaled by ``eta``; bias steps use AdaGrad without ``eta``.
+    """
     d = w.shape[1]
     cost = 0.0
     sink = np.float32(0.0)
@@ -70,14 +76,14 @@ def glove_step(rows, cols, logx, weight, w, c, bw, bc, gw, gc, gbw, gbc, eta):
         diff += bw[i] + bc[j] - logx[n]
         fdiff = weight[n] * diff
         cost += 0.5 * fdiff * diff
-        fdiff *= eta
-        for k in range(d):
-            t1 = fdiff * c[j, k]
-            t2 = fdiff * w[i, k]
+        for k in range(d):  # gradients clipped at +-clip, then scaled by eta (as glove.c)
+            t1 = min(max(fdiff * c[j, k], -clip), clip) * eta
+            t2 = min(max(fdiff * w[i, k], -clip), clip) * eta
             w[i, k] -= t1 / np.sqrt(gw[i, k])
             c[j, k] -= t2 / np.sqrt(gc[j, k])
             gw[i, k] += t1 * t1
             gc[j, k] += t2 * t2
+        # biases: glove.c's AdaGrad step without eta
         bw[i] -= fdiff / np.sqrt(gbw[i])
         bc[j] -= fdiff / np.sqrt(gbc[j])
         gbw[i] += fdiff * fdiff
@@ -114,30 +120,34 @@ def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
     bw, bc = init[:v, d].copy(), init[v:, d].copy()
     gw, gc = np.ones_like(w), np.ones_like(c)
     gbw, gbc = np.ones(v, np.float32), np.ones(v, np.float32)
-    eta = np.float32(cfg.eta)
+    eta, clip = np.float32(cfg.eta), np.float32(cfg.grad_clip)
     n = len(rows)
     bounds = list(range(0, n, cfg.chunk_pairs)) + [n]
-    jobs = [(e, k) for e in range(cfg.epochs) for k in range(len(bounds) - 1)]
     costs = np.zeros(cfg.epochs)
     lock = threading.Lock()
+    data = {"rows": rows, "cols": cols, "logx": logx, "weight": weight}
 
     def run(job: tuple[int, int]) -> int:
         e, k = job
         lo, hi = bounds[k], bounds[k + 1]
-        cost = glove_step(rows[lo:hi], cols[lo:hi], logx[lo:hi], weight[lo:hi],
-                          w, c, bw, bc, gw, gc, gbw, gbc, eta)  # fmt: skip
+        d = data
+        cost = glove_step(d["rows"][lo:hi], d["cols"][lo:hi], d["logx"][lo:hi], d["weight"][lo:hi],
+                          w, c, bw, bc, gw, gc, gbw, gbc, eta, clip)  # fmt: skip
         with lock:  # not `costs[e] += glove_step(...)`: that reads costs[e] before the call
             costs[e] += cost
         return hi - lo
 
-    glove_step(rows[:0], cols[:0], logx[:0], weight[:0], w, c, bw, bc, gw, gc, gbw, gbc, eta)
+    glove_step(rows[:0], cols[:0], logx[:0], weight[:0], w, c, bw, bc, gw, gc, gbw, gbc, eta, clip)
     start = time.perf_counter()
     workers = resolve_workers(cfg.workers)
     with tqdm(total=n * cfg.epochs, unit="pair", unit_scale=True, desc="glove",
               disable=not cfg.progress) as bar:  # fmt: skip
-        run_jobs(
-            jobs, run, workers, bar, lambda job: {"epoch": str(job[0] + 1), "eta": f"{cfg.eta:g}"}
-        )
+        for e in range(cfg.epochs):
+            if e > 0 and cfg.reshuffle:
+                order = rng.permutation(n)
+                data = {key: value[order] for key, value in data.items()}
+            jobs = [(e, k) for k in range(len(bounds) - 1)]
+            run_jobs(jobs, run, workers, bar, lambda job: {"epoch": str(job[0] + 1)})
     seconds = time.perf_counter() - start
     return TrainResult(
         Vectors(vocab.words, w + c, vocab.counts),
