@@ -31,10 +31,10 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	$(VENV)/bin/lmlab train --corpus builtin:shakespeare-sonnets --tokenizer char \
-	    --model transformer --depth 4 --context 128 --batch-size 32 --steps 600 \
+	$(VENV)/bin/lmlab train --corpus builtin:shakespeare --tokenizer char \
+	    --model transformer --depth 3 --context 128 --batch-size 16 --steps 800 \
 	    --eval-every 200 --out $(DEMO_RUN) --overwrite
-	$(VENV)/bin/lmlab generate --run $(DEMO_RUN) --prompt "Shall I compare thee" \
+	$(VENV)/bin/lmlab generate --run $(DEMO_RUN) --prompt "Romeo." \
 	    --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
 	@echo "Loss curve: $(DEMO_RUN)/loss.png   Run card: $(DEMO_RUN)/card.md"
 
