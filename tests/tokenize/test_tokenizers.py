@@ -91,3 +91,20 @@ def test_bad_tokenizer_inputs(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(LmlabError, match="corrupt"):
         load_tokenizer(tmp_path / "bad.json")
+
+
+def test_long_bpe_texts_encode_as_one_piece(bpe: BPETokenizer) -> None:
+    from lmlab.data.builtin import builtin_files
+
+    text = (
+        builtin_files("shakespeare-sonnets")[0].read_text(encoding="utf-8")[:200_000]
+        + "\n\n  天地\n x"
+    )
+    assert bpe.encode_array(text).tolist() == bpe.encode(text)
+
+
+def test_char_byte_fallback_in_long_text(char: CharTokenizer) -> None:
+    text = ("To be 🎉, or not 天地 é\n" * 3000)[:-1]
+    ids = char.encode_array(text)
+    assert char.decode(ids) == text
+    assert len(ids) == len(text) + 3000 * (4 - 1) + 3000 * (2 - 1) - 0

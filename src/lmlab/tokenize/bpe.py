@@ -16,6 +16,18 @@ from tokenizers import decoders, models, pre_tokenizers, trainers
 from lmlab.tokenize.base import EOS, Tokenizer
 
 
+def _cut_point(text: str, at: int) -> int:
+    """First index >= ``at`` just after a newline that a non-space character follows."""
+    while at < len(text):
+        nl = text.find("\n", at - 1)
+        if nl == -1 or nl + 1 >= len(text):
+            return len(text)
+        if not text[nl + 1].isspace():
+            return nl + 1
+        at = nl + 2
+    return len(text)
+
+
 class BPETokenizer(Tokenizer):
     kind = "bpe"
 
@@ -52,7 +64,18 @@ class BPETokenizer(Tokenizer):
         return self.hf.encode(text, add_special_tokens=False).ids
 
     def encode_array(self, text: str) -> np.ndarray:
-        return np.asarray(self.encode(text), dtype=np.int64)
+        """Long texts are cut after newlines that precede a non-space character (where the
+        byte-level pre-tokeniser splits anyway, so the ids are identical) and encoded in
+        parallel by ``tokenizers``."""
+        if len(text) < (1 << 16):
+            return np.asarray(self.encode(text), dtype=np.int64)
+        pieces, start = [], 0
+        while start < len(text):
+            cut = _cut_point(text, start + (1 << 16))
+            pieces.append(text[start:cut])
+            start = cut
+        ids = self.encode_batch(pieces)
+        return np.concatenate([np.asarray(i, dtype=np.int64) for i in ids])
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]

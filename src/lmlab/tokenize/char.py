@@ -50,25 +50,28 @@ class CharTokenizer(Tokenizer):
 
     def encode_array(self, text: str) -> np.ndarray:
         cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        if len(cps) == 0 or len(self._sorted_cps) == 0:
-            return self._fallback(text) if text else np.zeros(0, np.int64)
-        pos = np.searchsorted(self._sorted_cps, cps).clip(0, len(self._sorted_cps) - 1)
-        known = self._sorted_cps[pos] == cps
-        ids = self._sorted_ids[pos]
+        if len(cps) == 0:
+            return np.zeros(0, np.int64)
+        if len(self._sorted_cps) == 0:
+            known = np.zeros(len(cps), dtype=bool)
+            ids = np.zeros(len(cps), dtype=np.int64)
+        else:
+            pos = np.searchsorted(self._sorted_cps, cps).clip(0, len(self._sorted_cps) - 1)
+            known = self._sorted_cps[pos] == cps
+            ids = self._sorted_ids[pos]
         if known.all():
             return ids
-        return self._fallback(text)
-
-    def _fallback(self, text: str) -> np.ndarray:
+        # Byte fallback, vectorised: only the unknown characters are visited in Python.
+        unknown = np.flatnonzero(~known)
+        spelled = [text[i].encode("utf-8") for i in unknown.tolist()]
+        counts = np.ones(len(cps), dtype=np.int64)
+        counts[unknown] = [len(b) for b in spelled]
+        out = np.repeat(ids, counts)
+        starts = np.cumsum(counts) - counts
         n_sp = len(self.specials)
-        out: list[int] = []
-        for c in text:
-            i = self._stoi.get(c)
-            if i is None:
-                out.extend(n_sp + b for b in c.encode("utf-8"))
-            else:
-                out.append(i)
-        return np.asarray(out, dtype=np.int64)
+        for at, b in zip(starts[unknown].tolist(), spelled, strict=True):
+            out[at : at + len(b)] = n_sp + np.frombuffer(b, dtype=np.uint8)
+        return out
 
     def encode(self, text: str) -> list[int]:
         return self.encode_array(text).tolist()
