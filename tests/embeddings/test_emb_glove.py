@@ -53,9 +53,10 @@ def test_glove_step_matches_autograd():
     ones = lambda a: np.ones_like(a)  # noqa: E731  AdaGrad accumulators start at 1, as in glove.c
     gw, gc, gbw, gbc = ones(w), ones(c), ones(bw), ones(bc)
     w0, c0, bw0, bc0 = w.copy(), c.copy(), bw.copy(), bc.copy()
-    cost = glove_step(np.array([i], np.int32), np.array([j], np.int32),
-                      np.array([np.log(x)], np.float32), np.array([weight], np.float32),
-                      w, c, bw, bc, gw, gc, gbw, gbc, np.float32(eta), np.float32(100.0))  # fmt: skip
+    pairs = np.array([[i, j, 0, 0]], np.int32)
+    pairs.view(np.float32)[0, 2:] = [np.log(x), weight]
+    cost = glove_step(pairs, pairs.view(np.float32), w, c, bw, bc, gw, gc, gbw, gbc,
+                      np.float32(eta), np.float32(100.0))  # fmt: skip
     assert cost == pytest.approx(loss.item(), rel=1e-5)
     # first AdaGrad step with accumulators at 1 is plain SGD: theta -= eta * grad for the
     # vectors; glove.c steps the biases without eta
