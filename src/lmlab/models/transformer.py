@@ -1,6 +1,6 @@
 """Decoder-only Transformer with GPT-2 or Llama blocks, one readable file.
 
-``block="gpt2"``: LayerNorm, GELU MLP, learned absolute positions, biases.
+``block="gpt2"``: LayerNorm, GELU MLP (exact erf form), learned absolute positions, biases.
 ``block="llama"``: RMSNorm, SwiGLU MLP, rotary positions (RoPE), grouped-query attention.
 Both are pre-norm and use PyTorch's fused causal ``scaled_dot_product_attention``.
 ``for_depth(depth)`` is the one dial that scales a sensible model (width 64 x depth).
@@ -140,6 +140,14 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # On CPUs, bf16 pays off in the MLP's large products but not here: PyTorch's CPU
+            # attention kernels are slower in bf16, and the casts cost more than they save.
+            with torch.autocast("cpu", enabled=False):
+                return self._attend(x.float(), rope, cache, layer)
+        return self._attend(x, rope, cache, layer)
+
+    def _attend(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(
             [self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1
@@ -189,9 +197,15 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.llama:
-            gate, up = self.gate_up(x).chunk(2, dim=-1)
+            h = self.gate_up(x)
+            if h.device.type == "cpu" and h.dtype != torch.float32:
+                h = h.float()  # element-wise maths is faster in fp32 on CPUs
+            gate, up = h.chunk(2, dim=-1)
             return self.proj(F.silu(gate) * up)
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        h = self.fc(x)
+        if h.device.type == "cpu" and h.dtype != torch.float32:
+            h = h.float()  # element-wise maths is faster in fp32 on CPUs
+        return self.proj(F.gelu(h))
 
 
 class Block(nn.Module):

@@ -31,6 +31,7 @@ class TrainConfig:
     time_limit: float | None = None  # seconds; stop early when reached
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
     threads: int | None = None  # CPU threads (default: all cores)
+    compile: bool = False  # torch.compile the model (slow start, faster steps)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "context", "grad_accum", "eval_every", "log_every"):

@@ -135,6 +135,8 @@ def train(
     elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
     net: torch.nn.Module = model
+    if cfg.compile:
+        net = torch.compile(model)
     if dist.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
