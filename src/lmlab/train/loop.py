@@ -135,12 +135,12 @@ def train(
     elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
     net: torch.nn.Module = model
-    if cfg.compile:
-        net = torch.compile(model)
     if dist.enabled:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if cfg.compile:
+        net = torch.compile(net)
     autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
     rows = ddp.batch_slice(cfg.batch_size, dist)
     tokens_per_step = cfg.batch_size * cfg.context * cfg.grad_accum
