@@ -9,7 +9,7 @@ from _shared import related_wins, wells_corpus
 
 from lmlab.embeddings.cooccur import cooccurrence
 from lmlab.embeddings.corpus import encode_corpus
-from lmlab.embeddings.glove import GloveConfig, glove_step, train_glove
+from lmlab.embeddings.glove import GloveConfig, glove_step, shuffle_records, train_glove
 from lmlab.embeddings.vocab import Vocab
 from lmlab.errors import LmlabError
 
@@ -82,3 +82,15 @@ def test_glove_bad_input():
         train_glove(encode_corpus([["a", "b"]]), GloveConfig(min_count=3, progress=False))
     with pytest.raises(LmlabError, match="no co-occurrences"):
         train_glove(encode_corpus([["a"], ["b"]]), GloveConfig(min_count=1, progress=False))
+
+
+def test_shuffle_records_is_a_uniform_permutation():
+    src = np.arange(20, dtype=np.int32).reshape(5, 4)
+    dst = np.empty_like(src)
+    first = np.zeros((5, 5), int)  # first[record, position]
+    for seed in range(3000):
+        shuffle_records(src, dst, seed, 3)
+        assert sorted(dst[:, 0].tolist()) == src[:, 0].tolist()
+        assert (dst[:, 1:] - dst[:, :1] == [1, 2, 3]).all()  # records move whole
+        first[dst[:, 0] // 4, np.arange(5)] += 1
+    assert np.abs(first - 600).max() < 100  # each record lands in each place ~1/5 of the time

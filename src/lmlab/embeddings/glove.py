@@ -23,6 +23,7 @@ from numba import njit
 from tqdm import tqdm
 
 from lmlab.embeddings._parallel import run_jobs
+from lmlab.embeddings._w2v_kernels import _ADD, _MUL, _S32
 from lmlab.embeddings.cooccur import cooccurrence
 from lmlab.embeddings.corpus import EncodedCorpus
 from lmlab.embeddings.vectors import Vectors
@@ -97,6 +98,44 @@ def glove_step(pairs, pairs_f, w, c, bw, bc, gw, gc, gbw, gbc, eta, clip):
     return cost
 
 
+@njit(nogil=True, cache=True)
+def shuffle_records(src, dst, seed, n_buckets=1024):
+    """Write a uniformly random permutation of the rows of ``src`` into ``dst``.
+
+    Two cache-friendly passes instead of one random gather: each record goes to a random
+    bucket (sequential writes into ``n_buckets`` streams), then each bucket, small enough for
+    the cache, is Fisher-Yates shuffled. Sorting by (random bucket, random position) is a
+    uniform permutation. Random numbers: 64-bit LCG, high 32 bits, multiply-shift ranges.
+    """
+    rng = np.uint64(seed) * _MUL + _ADD
+    n, width = src.shape
+    bucket = np.empty(n, np.int32)
+    start = np.zeros(n_buckets + 1, np.int64)
+    nb = np.uint64(n_buckets)
+    for i in range(n):
+        rng = rng * _MUL + _ADD
+        b = int(((rng >> _S32) * nb) >> _S32)
+        bucket[i] = b
+        start[b + 1] += 1
+    for b in range(n_buckets):
+        start[b + 1] += start[b]
+    pos = start[:-1].copy()
+    for i in range(n):
+        p = pos[bucket[i]]
+        pos[bucket[i]] += 1
+        for k in range(width):
+            dst[p, k] = src[i, k]
+    for b in range(n_buckets):
+        lo = start[b]
+        for i in range(start[b + 1] - 1, lo, -1):
+            rng = rng * _MUL + _ADD
+            j = lo + int(((rng >> _S32) * np.uint64(i - lo + 1)) >> _S32)
+            for k in range(width):
+                t = dst[i, k]
+                dst[i, k] = dst[j, k]
+                dst[j, k] = t
+
+
 def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
     """Count co-occurrences, then fit GloVe; returns word + context vectors."""
     for name in ("vector_size", "window", "epochs", "min_count"):
@@ -132,6 +171,7 @@ def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
     costs = np.zeros(cfg.epochs)
     lock = threading.Lock()
     data = [pairs, pairs_f]
+    spare = None  # second buffer for reshuffling
 
     def run(job: tuple[int, int]) -> int:
         e, k = job
@@ -148,8 +188,9 @@ def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
               disable=not cfg.progress) as bar:  # fmt: skip
         for e in range(cfg.epochs):
             if e > 0 and cfg.reshuffle:
-                shuffled = data[0][rng.permutation(n)]
-                data = [shuffled, shuffled.view(np.float32)]
+                spare = np.empty_like(pairs) if spare is None else spare
+                shuffle_records(data[0], spare, int(rng.integers(2**31)))
+                spare, data = data[0], [spare, spare.view(np.float32)]
             jobs = [(e, k) for k in range(len(bounds) - 1)]
             run_jobs(jobs, run, workers, bar, lambda job: {"epoch": str(job[0] + 1)})
     seconds = time.perf_counter() - start
