@@ -153,7 +153,7 @@ def generate_stream(
     """Yield a :class:`TokenEvent` per generated token for each of ``params.n`` samples."""
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
-    ids = prepare_prompt(model, tokenizer, prompt, params.max_new_tokens, on_long_prompt)
+    ids = prepare_prompt(model, tokenizer, prompt, on_long_prompt)
     n, ctx = params.n, model.context_length
     gen = None
     if params.seed is not None:
@@ -223,18 +223,17 @@ def generate(
     on_long_prompt: str = "crop",
 ) -> list[Completion]:
     """Run :func:`generate_stream` to the end; one :class:`Completion` per sample."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PromptCroppedWarning)
-        n_prompt = len(prepare_prompt(model, tokenizer, prompt, params.max_new_tokens))
+    ids = prepare_prompt(model, tokenizer, prompt, on_long_prompt)
     parts: list[list[str]] = [[] for _ in range(params.n)]
-    ids: list[list[int]] = [[] for _ in range(params.n)]
+    tokens: list[list[int]] = [[] for _ in range(params.n)]
     reasons = ["length"] * params.n
-    for ev in generate_stream(model, tokenizer, prompt, params, on_long_prompt=on_long_prompt):
+    for ev in generate_stream(model, tokenizer, ids, params):
         parts[ev.index].append(ev.text)
         if ev.token_id >= 0:
-            ids[ev.index].append(ev.token_id)
+            tokens[ev.index].append(ev.token_id)
         if ev.finish_reason:
             reasons[ev.index] = ev.finish_reason
     return [
-        Completion("".join(p), i, r, n_prompt) for p, i, r in zip(parts, ids, reasons, strict=True)
+        Completion("".join(p), t, r, len(ids))
+        for p, t, r in zip(parts, tokens, reasons, strict=True)
     ]

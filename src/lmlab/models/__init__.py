@@ -17,8 +17,15 @@ FAMILIES: dict[str, tuple[type, type[LanguageModel]]] = {
 }
 
 __all__ = [
-    "FAMILIES", "LanguageModel", "RNNConfig", "RNNLanguageModel", "Transformer",
-    "TransformerConfig", "build_model", "config_from_dict", "for_depth", "model_config_dict",
+    "FAMILIES",
+    "LanguageModel",
+    "RNNConfig",
+    "RNNLanguageModel",
+    "Transformer",
+    "TransformerConfig",
+    "build_model",
+    "config_from_dict",
+    "for_depth",
 ]
 
 
@@ -39,9 +46,6 @@ def build_model(family: str, config: Any) -> LanguageModel:
         config = config_from_dict(family, config)
     return FAMILIES[family][1](config)
 
-
-def model_config_dict(model: LanguageModel) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(model.config).items() if v is not None}
 
 # Families that register themselves on import.
 from lmlab.models import ngram as _ngram  # noqa: E402,F401
