@@ -49,9 +49,10 @@ def prepare_prompt(
     model: LanguageModel,
     tokenizer: Tokenizer,
     prompt: str | list[int],
-    max_new_tokens: int,
     on_long_prompt: str = "crop",
 ) -> list[int]:
+    """Prompt token ids that fit the context: cropped to the last tokens (with a warning),
+    or refused with ``on_long_prompt="error"``; an empty prompt starts a new document."""
     ids = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
     if not ids:
         ids = [tokenizer.eos_id]  # an empty prompt starts a new document
