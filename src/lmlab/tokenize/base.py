@@ -14,9 +14,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lmlab.config import atomic_write_text
+from lmlab.errors import LmlabError
 
 EOS = "<eos>"
 UNK = "<unk>"
+
+
+def invalid_text() -> LmlabError:
+    return LmlabError(
+        "text contains an unpaired surrogate code point (not valid Unicode text); fix the input"
+    )
 
 
 class Tokenizer(ABC):

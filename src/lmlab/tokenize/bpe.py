@@ -13,7 +13,7 @@ import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from lmlab.tokenize.base import EOS, Tokenizer
+from lmlab.tokenize.base import EOS, Tokenizer, invalid_text
 
 
 def _cut_point(text: str, at: int) -> int:
@@ -61,7 +61,10 @@ class BPETokenizer(Tokenizer):
         return dict(self._specials)
 
     def encode(self, text: str) -> list[int]:
-        return self.hf.encode(text, add_special_tokens=False).ids
+        try:
+            return self.hf.encode(text, add_special_tokens=False).ids
+        except TypeError:
+            raise invalid_text() from None
 
     def encode_array(self, text: str) -> np.ndarray:
         """Long texts are cut after newlines that precede a non-space character (where the
@@ -74,7 +77,10 @@ class BPETokenizer(Tokenizer):
             cut = _cut_point(text, start + (1 << 16))
             pieces.append(text[start:cut])
             start = cut
-        ids = self.encode_batch(pieces)
+        try:
+            ids = self.encode_batch(pieces)
+        except TypeError:
+            raise invalid_text() from None
         return np.concatenate([np.asarray(i, dtype=np.int64) for i in ids])
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lmlab.tokenize.base import EOS, Tokenizer
+from lmlab.tokenize.base import EOS, Tokenizer, invalid_text
 
 _N_BYTES = 256
 
@@ -49,7 +49,10 @@ class CharTokenizer(Tokenizer):
         return {s: i for i, s in enumerate(self.specials)}
 
     def encode_array(self, text: str) -> np.ndarray:
-        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        try:
+            cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        except UnicodeEncodeError:
+            raise invalid_text() from None
         if len(cps) == 0:
             return np.zeros(0, np.int64)
         if len(self._sorted_cps) == 0:
