@@ -1,6 +1,6 @@
 """Decoder-only Transformer with GPT-2 or Llama blocks, one readable file.
 
-``block="gpt2"``: LayerNorm, GELU MLP (exact erf form), learned absolute positions, biases.
+``block="gpt2"``: LayerNorm, GELU MLP, learned absolute positions, biases.
 ``block="llama"``: RMSNorm, SwiGLU MLP, rotary positions (RoPE), grouped-query attention.
 Both are pre-norm and use PyTorch's fused causal ``scaled_dot_product_attention``.
 ``for_depth(depth)`` is the one dial that scales a sensible model (width 64 x depth).
@@ -34,6 +34,7 @@ class TransformerConfig:
     tie_embeddings: bool = True
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
+    gelu_approximate: str = "none"  # "tanh" reproduces GPT-2's published checkpoints exactly
 
     def __post_init__(self) -> None:
         if self.block not in ("gpt2", "llama"):
@@ -43,6 +44,10 @@ class TransformerConfig:
         if self.kv_heads <= 0 or self.n_head % self.kv_heads:
             raise LmlabError(
                 f"n_head {self.n_head} must be a multiple of n_kv_head {self.kv_heads}"
+            )
+        if self.gelu_approximate not in ("none", "tanh"):
+            raise LmlabError(
+                f"gelu_approximate must be 'none' or 'tanh', got {self.gelu_approximate!r}"
             )
         if self.block == "llama" and self.head_dim % 2:
             raise LmlabError(f"RoPE needs an even head size, got {self.head_dim}")
@@ -188,6 +193,7 @@ class MLP(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.llama = cfg.block == "llama"
+        self.gelu_approximate = cfg.gelu_approximate
         h = cfg.ff_dim
         if self.llama:  # SwiGLU: silu(x W1) * (x W3), then W2
             self.gate_up = nn.Linear(cfg.d_model, 2 * h, bias=cfg.use_bias)
@@ -205,7 +211,7 @@ class MLP(nn.Module):
         h = self.fc(x)
         if h.device.type == "cpu" and h.dtype != torch.float32:
             h = h.float()  # element-wise maths is faster in fp32 on CPUs
-        return self.proj(F.gelu(h))
+        return self.proj(F.gelu(h, approximate=self.gelu_approximate))
 
 
 class Block(nn.Module):
