@@ -52,7 +52,7 @@ def evaluate(vectors) -> dict[str, float]:
     }
 
 
-def run_lmlab(algo: str, sentences: list[list[str]]) -> dict:
+def run_lmlab(algo: str, sentences: list[list[str]], seed: int = 1) -> dict:
     from lmlab.embeddings.corpus import encode_corpus
     from lmlab.embeddings.glove import GloveConfig, train_glove
     from lmlab.embeddings.word2vec import Word2VecConfig, train_word2vec
@@ -60,25 +60,26 @@ def run_lmlab(algo: str, sentences: list[list[str]]) -> dict:
     t0 = time.perf_counter()
     corpus = encode_corpus(sentences)
     if algo == "glove":
-        cfg = GloveConfig(window=10, min_count=5, x_max=10.0, epochs=15, vector_size=100, workers=2)
+        cfg = GloveConfig(window=10, min_count=5, x_max=10.0, epochs=15, vector_size=100, workers=2,
+                          seed=seed)  # fmt: skip
         res = train_glove(corpus, cfg)
     else:
         s = dict(SETTINGS)
-        res = train_word2vec(corpus, Word2VecConfig(sg=algo == "skipgram", progress=True, **s))
+        res = train_word2vec(corpus, Word2VecConfig(sg=algo == "skipgram", seed=seed, **s))
     total = time.perf_counter() - t0
     corpus.close()
     return {"seconds": total, "train_seconds": res.seconds, "wps": res.words_per_sec,
             **evaluate(res.vectors), "vocab": len(res.vectors)}  # fmt: skip
 
 
-def run_gensim(algo: str, sentences: list[list[str]], n_words: int) -> dict:
+def run_gensim(algo: str, sentences: list[list[str]], n_words: int, seed: int = 1) -> dict:
     from gensim.models import KeyedVectors, Word2Vec
 
     from lmlab.embeddings.vectors import Vectors
 
     s = dict(SETTINGS)
     t0 = time.perf_counter()
-    model = Word2Vec(sg=int(algo == "skipgram"), **s)
+    model = Word2Vec(sg=int(algo == "skipgram"), seed=seed, **s)
     model.build_vocab(sentences)
     t1 = time.perf_counter()
     model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
@@ -160,6 +161,7 @@ def main() -> None:
     ap.add_argument("--only", default="cbow,skipgram,glove", help="comma-separated subset")
     ap.add_argument("--no-gensim", action="store_true", help="skip the gensim runs")
     ap.add_argument("--results", type=Path, help="also write the table into this RESULTS.md")
+    ap.add_argument("--seed", type=int, default=1, help="random seed for both libraries")
     args = ap.parse_args()
     algos = args.only.split(",")
     sentences = text8_sentences()
@@ -170,11 +172,11 @@ def main() -> None:
     for algo in algos:
         if algo in ("cbow", "skipgram") and not args.no_gensim:
             print(f"gensim {algo} ...", flush=True)
-            results[f"gensim-{algo}"] = run_gensim(algo, sentences, n_words)
+            results[f"gensim-{algo}"] = run_gensim(algo, sentences, n_words, args.seed)
             rows.append((algo, "gensim 4.4.0", results[f"gensim-{algo}"]))
             print(rows[-1], flush=True)
         print(f"lmlab {algo} ...", flush=True)
-        results[algo] = run_lmlab(algo, sentences)
+        results[algo] = run_lmlab(algo, sentences, args.seed)
         rows.append((algo, "lmlab", results[algo]))
         print(rows[-1], flush=True)
         if algo == "glove":
@@ -187,7 +189,7 @@ def main() -> None:
             )
     load = os.getloadavg()
     body = (table(rows, n_words) + "\n" + ratios(results) + "\n\n"
-            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
+            f"Seed {args.seed}. Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, "
             f"{os.cpu_count()} cores, load average {load[0]:.1f} at the end (the cores are shared "
             "with other jobs, so times are noisy). "
             "Command: `.venv/bin/python benchmarks/embeddings.py --results benchmarks/RESULTS.md`.")  # fmt: skip
