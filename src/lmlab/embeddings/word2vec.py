@@ -86,7 +86,8 @@ def train_word2vec(corpus: EncodedCorpus, cfg: Word2VecConfig) -> TrainResult:
     vocab, remap = Vocab.build(corpus.words, corpus.counts, cfg.min_count, cfg.max_vocab)
     v, d = len(vocab), cfg.vector_size
     rng = np.random.default_rng(cfg.seed)
-    syn0 = ((rng.random((v, d), dtype=np.float32) - 0.5) / d).astype(np.float32)
+    # uniform in [-1/d, 1/d) like gensim 4 (word2vec.c uses half that; gensim's scores higher)
+    syn0 = ((rng.random((v, d), dtype=np.float32) * 2 - 1) / d).astype(np.float32)
     dummy = np.zeros((1, d), dtype=np.float32)
     syn1neg = np.zeros((v, d), np.float32) if cfg.negative > 0 else dummy
     if cfg.hs:
