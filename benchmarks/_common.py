@@ -35,3 +35,29 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def steps_in(
+    seconds: float, model, vocab: int, batch: int, context: int, train_cfg: dict, bf16: bool = False
+) -> int:
+    """Optimizer steps of ``model`` that fit in ``seconds``, timed on a few real steps."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from lmlab.train.config import TrainConfig
+    from lmlab.train.loop import make_optimizer
+
+    opt = make_optimizer(model, TrainConfig(**train_cfg))
+    x = torch.randint(0, vocab, (batch, context))
+    for i in range(25):
+        if i == 5:
+            t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(x).float().reshape(-1, vocab), x.reshape(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    per_step = (time.perf_counter() - t0) / 20
+    return max(50, int(seconds * 0.95 / per_step))

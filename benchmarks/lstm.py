@@ -23,17 +23,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from _common import machine, shared, table
+from _common import machine, shared, steps_in, table
 from lmlab.data.shards import open_dataset, prepare_dataset
 from lmlab.data.sources import resolve_sources
 from lmlab.evaluate.perplexity import stream_loss, window_loss
 from lmlab.models import build_model
 from lmlab.models.ngram import NGramLM
-from lmlab.train.config import TrainConfig
-from lmlab.train.loop import make_optimizer
 from lmlab.train.runner import run_training
 
 KERAS_PPL = 205.0  # the original Keras model after 10 minutes here (issue #2)
@@ -80,28 +76,11 @@ RECIPES = {
 }
 
 
-def calibrate_steps(recipe: dict, vocab: int, seconds: float) -> int:
-    """Optimizer steps that fit in ``seconds``, from the time of a few real steps."""
-    m = dict(recipe["model"])
-    family = m.pop("family")
-    model = build_model(family, {**m, "vocab_size": vocab})
-    opt = make_optimizer(model, TrainConfig(**recipe["train"]))
-    b = recipe["train"]["batch_size"]
-    x = torch.randint(0, vocab, (b, CONTEXT))
-    for i in range(25):
-        if i == 5:
-            t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x).view(-1, vocab), x.view(-1))
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    per_step = (time.perf_counter() - t0) / 20
-    return max(50, int(seconds * 0.95 / per_step))
-
-
 def train_recipe(name: str, data_dir: Path, vocab: int, seconds: float, work: Path) -> dict:
     recipe = RECIPES[name]
-    steps = calibrate_steps(recipe, vocab, seconds)
+    m = dict(recipe["model"])
+    model = build_model(m.pop("family"), {**m, "vocab_size": vocab})
+    steps = steps_in(seconds, model, vocab, recipe["train"]["batch_size"], CONTEXT, recipe["train"])
     cfg = {
         "data": {"dataset": str(data_dir)},
         "tokenizer": {"kind": "word"},

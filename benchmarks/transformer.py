@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from _common import machine, shared, table
+from _common import machine, shared, steps_in, table
 from lmlab.generate import SamplingParams, generate
 from lmlab.models import Transformer, TransformerConfig
 from lmlab.train.config import TrainConfig
@@ -109,7 +109,21 @@ def speed_section(vocab: int, steps: int) -> list[list[object]]:
     return rows
 
 
-def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path) -> dict:
+def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path, vocab: int) -> dict:
+    train = dict(recipe["train"])
+    if train.get("steps") is None:  # as many steps as fit in the budget, so the schedule completes
+        model = Transformer(
+            TransformerConfig(vocab_size=vocab, context_length=train["context"], **recipe["model"])
+        )
+        train["steps"] = steps_in(
+            seconds,
+            model,
+            vocab,
+            train["batch_size"],
+            train["context"],
+            train,
+            bf16=train.get("precision") == "bf16",
+        )
     cfg = {
         "data": {"corpus": [str(corpus)], "val_fraction": 0.1},
         "tokenizer": {"kind": "char"},
@@ -233,7 +247,9 @@ def main() -> None:
     rows = []
     try:
         for name in args.recipes.split(","):
-            r = quality_section(corpus, {"name": name, **RECIPES[name]}, NANOGPT_SECONDS, work)
+            r = quality_section(
+                corpus, {"name": name, **RECIPES[name]}, NANOGPT_SECONDS, work, tok.vocab_size
+            )
             rows.append(
                 [
                     name,
