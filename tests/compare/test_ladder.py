@@ -82,6 +82,11 @@ def test_ladder_trains_every_rung_and_writes_a_report(corpus, tmp_path, capsys) 
         json.loads((out / "results.json").read_text())[1]["valid_ppl"]
         == results["nplm"]["valid_ppl"]
     )
+    # --rescore reloads the saved weights and scores them again: the same figures.
+    assert main([*argv, "--rescore"]) == 0
+    rescored = {r["name"]: r for r in json.loads((out / "results.json").read_text())}
+    for name in results:
+        assert rescored[name]["valid_ppl"] == pytest.approx(results[name]["valid_ppl"], rel=1e-5)
     # A run trained elsewhere joins the table if it shares the split's tokenizer.
     inc = [*argv[:-3], "ngram3", "--out", str(out), "--include", f"again={out / 'lstm'}"]
     assert main(inc) == 0

@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="folder for the runs and the report")
     p.add_argument("--retrain", action="store_true", help="retrain rungs already finished in --out")
+    p.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score finished rungs again (same weights) instead of reusing their figures",
+    )
     p.set_defaults(func=cmd_compare)
 
 
@@ -93,7 +98,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     results = []
     for name in names:
         print(f"--- {name}", flush=True)
-        r = run_rung(name, split, out, budget, retrain=args.retrain)
+        r = run_rung(name, split, out, budget, retrain=args.retrain, rescore=args.rescore)
         test = f", test {r.test_ppl:.2f}" if r.test_ppl is not None else ""
         print(
             f"{name}: valid perplexity {r.valid_ppl:.2f}{test}, {r.params:,} parameters, "

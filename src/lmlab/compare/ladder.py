@@ -125,14 +125,18 @@ def stream_ppl(model: LanguageModel, ids: np.ndarray, eos_id: int = 0, chunk: in
 
 @torch.inference_mode()
 def position_loss(
-    model: LanguageModel, ids: np.ndarray, context: int, max_windows: int = 256
+    model: LanguageModel, ids: np.ndarray, context: int, max_windows: int = 4096
 ) -> list[float]:
-    """Mean loss at each position of fresh ``context``-token windows (no carried state)."""
+    """Mean loss at each position of fresh ``context``-token windows (no carried state),
+    over the non-overlapping windows of ``ids`` (evenly thinned to ``max_windows``)."""
     model.eval()
-    n_win = min(max_windows, (len(ids) - 1) // context)
-    if n_win < 1:
+    n_all = (len(ids) - 1) // context
+    if n_all < 1:
         return []
-    starts = np.linspace(0, len(ids) - context - 1, n_win).astype(np.int64)
+    starts = np.arange(n_all) * context
+    if n_all > max_windows:
+        starts = starts[np.linspace(0, n_all - 1, max_windows).astype(np.int64)]
+    n_win = len(starts)
     win = torch.from_numpy(np.stack([ids[s : s + context + 1] for s in starts]).astype(np.int64))
     losses = []
     for i in range(0, n_win, 32):
@@ -227,15 +231,30 @@ def run_neural(
 
 
 def run_rung(
-    name: str, split: Split, root: Path, budget: Budget, retrain: bool = False
+    name: str,
+    split: Split,
+    root: Path,
+    budget: Budget,
+    retrain: bool = False,
+    rescore: bool = False,
 ) -> RungResult:
-    """Train (or reuse) one rung and score it."""
+    """Train (or reuse) one rung and score it; ``rescore`` scores a finished rung again."""
     if name not in PRESETS:
         raise LmlabError(f"unknown model {name!r} for the ladder; choose from {', '.join(PRESETS)}")
     out = root / name
     done = out / RESULT_FILE
     if done.is_file() and not retrain:
-        return RungResult(**json.loads(done.read_text(encoding="utf-8")))
+        prev = RungResult(**json.loads(done.read_text(encoding="utf-8")))
+        if not rescore:
+            return prev
+        from lmlab.run import load_run
+
+        model = load_run(out).model
+        result = score_rung(
+            name, prev.family, model, split, budget, prev.train_seconds, prev.tokens_seen
+        )
+        atomic_write_text(done, json.dumps(asdict(result), indent=2))
+        return result
     cfg = PRESETS[name]
     if cfg["family"] == "ngram":
         model, seconds = run_ngram(name, cfg["order"], split, out)
