@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from lmlab import __version__
+from lmlab._allocator import tune_allocator
 from lmlab.errors import LmlabError
 
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    tune_allocator()
     try:
         return int(args.func(args) or 0)
     except LmlabError as e:
