@@ -7,6 +7,10 @@ import platform
 import sys
 from pathlib import Path
 
+from lmlab._allocator import tune_allocator
+
+tune_allocator()  # as the lmlab command does; peers in the same process benefit equally
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LMLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
