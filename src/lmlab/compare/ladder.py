@@ -26,7 +26,6 @@ from lmlab.config import atomic_write_text
 from lmlab.errors import LmlabError
 from lmlab.models import LanguageModel, build_model
 from lmlab.models.ngram import NGramLM
-from lmlab.models.ngram_io import load_run as load_ngram_run
 from lmlab.models.ngram_io import save_run as save_ngram_run
 
 # Rungs and their model settings, sized for minutes of CPU training (the trainer fills in
@@ -324,8 +323,3 @@ def load_rung(name: str, path: str | Path, split: Split, budget: Budget) -> Rung
         seconds = float(run.config.get("ngram", {}).get("build_seconds", 0.0))
         tokens = len(split.train)
     return score_rung(name, run.family, run.model, split, budget, seconds, tokens)
-
-
-def reload_ngram(path: Path) -> NGramLM:
-    """An n-gram rung's model (for inspection after a comparison)."""
-    return load_ngram_run(path)[0]
