@@ -25,6 +25,10 @@ class LanguageModel(nn.Module):
 
     family: ClassVar[str]
     config: Any
+    # True if ``forward(ids, targets=y)`` returns the mean loss itself (e.g. an adaptive
+    # softmax that never builds the full distribution); else the trainer applies
+    # cross-entropy to the logits.
+    computes_loss: ClassVar[bool] = False
 
     @property
     def context_length(self) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lmlab.errors import LmlabError
@@ -26,12 +27,27 @@ class RNNConfig:
     dropout: float = 0.0
     tie_embeddings: bool = False
     context_length: int | None = None  # training window; decoding is unbounded
+    # Adaptive softmax (Grave et al. 2017): word ids below the first cutoff get the full
+    # output layer, rarer words share smaller clusters. Ids must be frequency-ordered, as
+    # lmlab's word tokenizer's are. E.g. [2000, 6000] for a 10k vocabulary.
+    adaptive_cutoffs: list[int] | None = None
+    adaptive_div: float = 4.0
 
     def __post_init__(self) -> None:
         if self.cell not in ("lstm", "gru"):
             raise LmlabError(f"rnn cell {self.cell!r} unknown; use 'lstm' or 'gru'")
         if self.n_layer < 1:
             raise LmlabError(f"rnn n_layer must be at least 1, got {self.n_layer}")
+        if self.adaptive_cutoffs is not None:
+            c = self.adaptive_cutoffs
+            if not c or c != sorted(set(c)) or c[0] < 1 or c[-1] >= self.vocab_size:
+                raise LmlabError(
+                    f"adaptive_cutoffs must increase strictly within (0, {self.vocab_size}), got {c}"
+                )
+            if self.tie_embeddings:
+                raise LmlabError(
+                    "adaptive_cutoffs and tie_embeddings cannot be combined; choose one"
+                )
 
 
 class RNNState:
@@ -43,6 +59,7 @@ class RNNState:
 
 class RNNLanguageModel(LanguageModel):
     family = "rnn"
+    computes_loss = True  # forward(ids, targets=...) returns the loss (cheap with adaptive softmax)
 
     def __init__(self, config: RNNConfig) -> None:
         super().__init__()
@@ -64,11 +81,18 @@ class RNNLanguageModel(LanguageModel):
             else None
         )
         out_dim = cfg.embed_dim if cfg.tie_embeddings else cfg.hidden_size
-        self.head = nn.Linear(out_dim, cfg.vocab_size)
-        if cfg.tie_embeddings:
-            self.head.weight = self.embed.weight
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        nn.init.zeros_(self.head.bias)
+        if cfg.adaptive_cutoffs:
+            self.head = None
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                out_dim, cfg.vocab_size, list(cfg.adaptive_cutoffs), div_value=cfg.adaptive_div
+            )
+        else:
+            self.adaptive = None
+            self.head = nn.Linear(out_dim, cfg.vocab_size)
+            if cfg.tie_embeddings:
+                self.head.weight = self.embed.weight
+            nn.init.zeros_(self.head.bias)
 
     @property
     def context_length(self) -> int | None:
@@ -85,5 +109,20 @@ class RNNLanguageModel(LanguageModel):
         out = self.drop(out)
         return self.proj(out) if self.proj is not None else out
 
-    def forward(self, ids: torch.Tensor, state: RNNState | None = None) -> torch.Tensor:
-        return self.head(self.hidden_states(ids, state))
+    def forward(
+        self, ids: torch.Tensor, state: RNNState | None = None, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits ``(B, T, V)`` (log-probabilities with adaptive softmax), or with ``targets``
+        the mean next-token loss, without the full distribution where the output allows."""
+        h = self.hidden_states(ids, state)
+        if self.adaptive is not None:
+            flat = h.reshape(-1, h.shape[-1]).float()
+            if targets is not None:
+                return self.adaptive(flat, targets.reshape(-1)).loss
+            return self.adaptive.log_prob(flat).view(*h.shape[:-1], -1)
+        logits = self.head(h)
+        if targets is not None:
+            return F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1)
+            )
+        return logits

@@ -212,10 +212,13 @@ def train(
                         device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
                     ),
                 ):
-                    logits = net(x)
-                    loss = F.cross_entropy(
-                        logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)
-                    )
+                    if model.computes_loss:  # e.g. adaptive softmax: no full distribution
+                        loss = net(x, targets=y)
+                    else:
+                        logits = net(x)
+                        loss = F.cross_entropy(
+                            logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)
+                        )
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.item()
             if cfg.grad_clip > 0:
