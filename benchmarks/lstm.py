@@ -37,19 +37,19 @@ KENLM_PPL = 162.0  # KenLM 5-gram on the same tokens (issue #2)
 CONTEXT = 50
 
 RECIPES = {
-    "lmlab-recipe": {
+    "lmlab-recipe": {  # 2 x LSTM(256) with an adaptive softmax over the 10k words
         "model": {
             "family": "rnn",
-            "embed_dim": 384,
-            "hidden_size": 384,
+            "embed_dim": 256,
+            "hidden_size": 256,
             "n_layer": 2,
             "dropout": 0.5,
-            "tie_embeddings": True,
+            "adaptive_cutoffs": [2000, 6000],
         },
         "train": {
             "batch_size": 32,
             "lr": 3e-3,
-            "min_lr": 1e-4,
+            "min_lr": 1.5e-4,
             "warmup": 100,
             "weight_decay": 0.1,
             "grad_clip": 0.5,
