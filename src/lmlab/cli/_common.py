@@ -17,7 +17,9 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--min-p", type=float, default=None)
     g.add_argument("--repetition-penalty", type=float, default=1.0)
-    g.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+    g.add_argument(
+        "--stop", action="append", default=[], help='stop string (repeatable; "\\n" is a newline)'
+    )
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("-n", "--num-samples", type=int, default=1, help="independent samples")
 
@@ -32,7 +34,7 @@ def sampling_from_args(args: argparse.Namespace):
         top_p=args.top_p,
         min_p=args.min_p,
         repetition_penalty=args.repetition_penalty,
-        stop=list(args.stop),
+        stop=[s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop],
         seed=args.seed,
         n=args.num_samples,
     )
