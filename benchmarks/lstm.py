@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from _common import machine, shared, steps_in, table
 from lmlab.data.shards import open_dataset, prepare_dataset
@@ -121,7 +122,10 @@ def main() -> None:
     ap.add_argument(
         "--reference-config", action="store_true", help="also train the reference 16/64/64 network"
     )
+    ap.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     corpus = shared("shakespeare", "input.txt")
     work = Path(tempfile.mkdtemp(prefix="lmlab-lstm-"))
     try:

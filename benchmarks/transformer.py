@@ -226,7 +226,10 @@ def main() -> None:
     ap.add_argument("--sample-tokens", type=int, default=1000)
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--recipes", default="lmlab-recipe,nanogpt-recipe")
+    ap.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     corpus = shared("shakespeare", "input.txt")
     print(f"Machine: {machine()}\nData: {corpus} (first 90% train, last 10% validation)\n")
     from lmlab.tokenize import CharTokenizer
