@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             out.write(f"=== sample {i + 1} ({c.finish_reason}) ===\n{prompt}{c.text}\n")
         return 0
     out.write(prompt)
-    for ev in generate_stream(run_.model, run_.tokenizer, prompt, params):
+    for ev in generate_stream(run_.model, run_.tokenizer, prompt, params, logprobs=False):
         out.write(ev.text)
         out.flush()
     out.write("\n")

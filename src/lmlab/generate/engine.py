@@ -150,8 +150,10 @@ def generate_stream(
     params: SamplingParams,
     top_logprobs: int = 0,
     on_long_prompt: str = "crop",
+    logprobs: bool = True,
 ) -> Iterator[TokenEvent]:
-    """Yield a :class:`TokenEvent` per generated token for each of ``params.n`` samples."""
+    """Yield a :class:`TokenEvent` per generated token for each of ``params.n`` samples
+    (``logprob`` is 0.0 when ``logprobs`` is off and no ``top_logprobs`` are asked for)."""
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
     ids = prepare_prompt(model, tokenizer, prompt, on_long_prompt)
@@ -175,9 +177,12 @@ def generate_stream(
     steps = 0
     while not all(done):
         nxt = choose(logits, params, seen, gen)  # (n,)
-        logp = logits.float().log_softmax(-1)
-        chosen_lp = logp.gather(1, nxt[:, None]).squeeze(1).tolist()
-        tops = logp.topk(top_logprobs, dim=-1) if top_logprobs else None
+        if logprobs or top_logprobs:
+            logp = logits.float().log_softmax(-1)
+            chosen_lp = logp.gather(1, nxt[:, None]).squeeze(1).tolist()
+            tops = logp.topk(top_logprobs, dim=-1) if top_logprobs else None
+        else:
+            chosen_lp, tops = [0.0] * n, None
         steps += 1
         nxt_list = nxt.tolist()
         for i in range(n):
@@ -228,7 +233,7 @@ def generate(
     parts: list[list[str]] = [[] for _ in range(params.n)]
     tokens: list[list[int]] = [[] for _ in range(params.n)]
     reasons = ["length"] * params.n
-    for ev in generate_stream(model, tokenizer, ids, params):
+    for ev in generate_stream(model, tokenizer, ids, params, logprobs=False):
         parts[ev.index].append(ev.text)
         if ev.token_id >= 0:
             tokens[ev.index].append(ev.token_id)

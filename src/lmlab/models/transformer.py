@@ -282,7 +282,7 @@ class Transformer(LanguageModel):
         x = self.tok_emb(ids)
         rope = None
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(start, start + T, device=ids.device))
+            x = x + self.pos_emb.weight[start : start + T]
         else:
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
         x = self.drop(x)
