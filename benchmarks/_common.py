@@ -53,7 +53,7 @@ def steps_in(
     from lmlab.train.config import TrainConfig
     from lmlab.train.loop import make_optimizer
 
-    opt = make_optimizer(model, TrainConfig(**train_cfg))
+    opt = make_optimizer(model, TrainConfig(**{k: v for k, v in train_cfg.items() if k != "steps"}))
     x = torch.randint(0, vocab, (batch, context))
     for i in range(25):
         if i == 5:

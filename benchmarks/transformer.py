@@ -224,7 +224,7 @@ def main() -> None:
     )
     ap.add_argument("--speed-steps", type=int, default=100)
     ap.add_argument("--sample-tokens", type=int, default=1000)
-    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--sections", default="speed,sampling,quality", help="which parts to run")
     ap.add_argument("--recipes", default="lmlab-recipe,nanogpt-recipe")
     ap.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     args = ap.parse_args()
@@ -235,16 +235,15 @@ def main() -> None:
     from lmlab.tokenize import CharTokenizer
 
     tok = CharTokenizer.train([corpus.read_text(encoding="utf-8")])
-    print("## Training speed, nanoGPT's shape (4x128, context 64, batch 12), same loop\n")
-    print(
-        table(
-            ["model", "ms/step", "tokens/s", "vs peer"],
-            speed_section(tok.vocab_size, args.speed_steps),
-        )
-    )
-    print("\n## Sampling speed (batch 1, temperature 1)\n")
-    print(table(["sampler", "tokens/s", "ratio"], sampling_section(tok, args.sample_tokens)))
-    if args.skip_quality:
+    sections = args.sections.split(",")
+    if "speed" in sections:
+        print("## Training speed, nanoGPT's shape (4x128, context 64, batch 12), same loop\n")
+        rows = speed_section(tok.vocab_size, args.speed_steps)
+        print(table(["model", "ms/step", "tokens/s", "vs peer"], rows))
+    if "sampling" in sections:
+        print("\n## Sampling speed (batch 1, temperature 1)\n")
+        print(table(["sampler", "tokens/s", "ratio"], sampling_section(tok, args.sample_tokens)))
+    if "quality" not in sections:
         return
     print(f"\n## Validation loss within nanoGPT's wall-clock ({NANOGPT_SECONDS:.0f} s)\n")
     work = Path(tempfile.mkdtemp(prefix="lmlab-bench-"))
