@@ -114,3 +114,26 @@ def test_missing_files(tmp_path):
     (tmp_path / "x.vocab.json").write_text('{"words": []}', encoding="utf-8")
     with pytest.raises(LmlabError, match="corrupt"):
         load_vectors(tmp_path / "x.safetensors")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # gensim's own doesnt_match
+def test_queries_agree_with_gensim():
+    gensim_models = pytest.importorskip("gensim.models", reason="gensim not installed (test extra)")
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(60)]
+    vecs = rng.normal(size=(60, 12)).astype(np.float32)
+    ours = Vectors(words, vecs)
+    kv = gensim_models.KeyedVectors(12)
+    kv.add_vectors(words, vecs)
+    pos, neg = ["w1", "w2"], ["w3"]
+    for mine, theirs in (
+        (ours.most_similar(pos, neg, topn=5), kv.most_similar(pos, neg, topn=5)),
+        (ours.most_similar_cosmul(pos, neg, topn=5), kv.most_similar_cosmul(pos, neg, topn=5)),
+        (ours.neighbors("w7", 5), kv.most_similar("w7", topn=5)),
+    ):
+        assert [w for w, _ in mine] == [w for w, _ in theirs]
+        np.testing.assert_allclose(
+            [s for _, s in mine], [s for _, s in theirs], rtol=1e-4, atol=1e-5
+        )
+    assert ours.doesnt_match(["w1", "w2", "w3", "w4"]) == kv.doesnt_match(["w1", "w2", "w3", "w4"])
+    assert ours.similarity("w1", "w9") == pytest.approx(float(kv.similarity("w1", "w9")), abs=1e-5)
