@@ -135,7 +135,7 @@ def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path, v
             "eval_batches": None,
             "log_every": 50,
             "time_limit": seconds,
-            **recipe["train"],
+            **train,
         },
     }
     run = workdir / recipe["name"]
