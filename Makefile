@@ -45,6 +45,8 @@ bench: install-test
 	$(PIP) install -e ".[bench]"
 	$(PY) benchmarks/transformer.py
 	$(PY) benchmarks/lstm.py
+	$(PY) benchmarks/ngram.py
+	$(PY) benchmarks/embeddings.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
