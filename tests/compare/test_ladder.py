@@ -131,3 +131,15 @@ def test_bad_arguments_are_user_errors(corpus, tmp_path, capsys) -> None:
         == 2
     )
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_wall_clock_budget_stops_training_in_time(corpus, tmp_path) -> None:
+    train, valid = corpus
+    out = tmp_path / "timed"
+    argv = ["compare", "--corpus", str(train), "--valid", str(valid), "--minutes", "0.05",
+            "--context", "16", "--batch-size", "8", "--max-vocab", "800", "--threads", "1",
+            "--models", "nplm,nplm_numpy", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    for r in json.loads((out / "results.json").read_text()):
+        assert 0 < r["train_seconds"] < 3 + 2  # 3 s budget, plus one step and the final eval
+        assert r["tokens_seen"] > 0
