@@ -50,3 +50,16 @@ def test_rnn_stream_loss_carries_state() -> None:
 def test_bits_per_byte() -> None:
     s = Score(loss=math.log(2), tokens=10, bytes_per_token=2.0)
     assert math.isclose(s.bits_per_byte, 0.5) and math.isclose(s.perplexity, 2.0)
+
+
+def test_count_models_are_scored_without_full_distributions() -> None:
+    from lmlab.models.ngram import NGramLM
+
+    rng = np.random.default_rng(3)
+    train = rng.integers(0, 12, 3000)
+    lm = NGramLM.fit(train, order=3, vocab_size=12, eos_id=0)
+    ids = np.concatenate([[0], rng.integers(1, 12, 200)])
+    fast, n = stream_loss(lm, ids)
+    logits = lm(torch.tensor(ids[None, :-1]))[0]  # the slow way, through forward
+    slow = F.cross_entropy(logits, torch.tensor(ids[1:])).item()
+    assert n == 200 and math.isclose(fast, slow, rel_tol=1e-5)

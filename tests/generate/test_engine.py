@@ -100,3 +100,11 @@ def test_streamed_pieces_join_to_the_decoded_text(kind: str) -> None:
     st = _SampleText(tok, [])
     pieces = [st.push(i)[0] for i in ids]
     assert "".join(pieces) + st.flush() == tok.decode(ids)
+
+
+def test_first_generated_word_is_spaced_from_the_prompt() -> None:
+    from lmlab.tokenize import WordTokenizer
+
+    tok = WordTokenizer.train(["hello world again"])
+    st = _SampleText(tok, [], tok.encode("hello"))
+    assert st.push(tok.encode("world")[0]) == (" world", False)

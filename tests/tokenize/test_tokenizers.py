@@ -120,3 +120,26 @@ def test_char_byte_fallback_in_long_text(char: CharTokenizer) -> None:
     ids = char.encode_array(text)
     assert char.decode(ids) == text
     assert len(ids) == len(text) + 3000 * (4 - 1) + 3000 * (2 - 1) - 0
+
+
+def test_whitespace_split_reads_pretokenised_text(tmp_path) -> None:
+    text = " the company said n't <unk> N\n\n prices rose\n"
+    tok = WordTokenizer.train([text], split="whitespace")
+    ids = tok.encode(text)
+    assert tok.tokens(text) == [
+        "the",
+        "company",
+        "said",
+        "n't",
+        "<unk>",
+        "N",
+        "<eos>",
+        "<eos>",
+        "prices",
+        "rose",
+        "<eos>",
+    ]
+    assert ids[4] == tok.unk_id and ids[6] == tok.eos_id
+    assert tok.decode(ids) == "the company said n't <unk> N\n\nprices rose\n"
+    tok.save(tmp_path / "t.json")
+    assert load_tokenizer(tmp_path / "t.json").encode(text) == ids

@@ -78,6 +78,14 @@ def stream_loss(
     slides its window with ``stride`` (default half the context), scoring only new tokens.
     """
     model.eval()
+    score = getattr(model, "score", None)
+    if callable(score) and len(ids) >= 2:
+        # Count-based models score observed tokens directly (no full distributions).
+        # ``score`` predicts its first token from <s>; a leading <eos> plays that part.
+        ids = np.asarray(ids, dtype=np.int64)
+        eos = getattr(model.config, "eos_id", None)
+        logp10 = score(ids[1:]) if ids[0] == eos else score(ids)[1:]
+        return float(-np.mean(logp10) * math.log(10)), len(ids) - 1
     device = next(iter(model.parameters()), torch.empty(0)).device
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)
     n = len(ids_t)

@@ -94,10 +94,13 @@ class _SampleText:
 
     CONTEXT = 4
 
-    def __init__(self, tokenizer: Tokenizer, stops: list[str]) -> None:
+    def __init__(self, tokenizer: Tokenizer, stops: list[str], prompt_ids: list[int] = ()) -> None:
         self.tok, self.stops = tokenizer, [s for s in stops if s]
         self.longest_stop = max((len(s) for s in self.stops), default=0)
-        self.ids: list[int] = []  # tokens whose text is in self.text
+        # The prompt's last tokens give the first new token its context (a space before a
+        # word, say); they are never emitted themselves.
+        specials = set(tokenizer.special_tokens.values())
+        self.ids: list[int] = [i for i in prompt_ids if i not in specials][-self.CONTEXT :]
         self.pending: list[int] = []  # tokens that end in an incomplete character
         self.emitted = 0
         self.text = ""
@@ -170,7 +173,7 @@ def generate_stream(
         seen.scatter_(1, prompt_t, True)
     state = model.new_state(n, device)
     logits = model(prompt_t, state)[:, -1]
-    texts = [_SampleText(tokenizer, params.stop) for _ in range(n)]
+    texts = [_SampleText(tokenizer, params.stop, ids) for _ in range(n)]
     done = [params.max_new_tokens == 0] * n
     for i in range(n) if params.max_new_tokens == 0 else ():
         yield TokenEvent(i, -1, "", 0.0, finish_reason="length")

@@ -37,11 +37,15 @@ def whitespace_tokenizer(texts: Iterable[str]) -> WordTokenizer:
     for t in texts:
         counts.update(t.split())
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return WordTokenizer([w for w, _ in ranked if w not in (EOS, UNK)], newlines=True)
+    return WordTokenizer(
+        [w for w, _ in ranked if w not in (EOS, UNK)], newlines=True, split="whitespace"
+    )
 
 
 def encode_lines(tokenizer: WordTokenizer, text: str) -> np.ndarray:
     """Ids of ``text`` split on whitespace, ``<eos>`` after every line (blank lines too)."""
+    if tokenizer.split == "whitespace":
+        return tokenizer.encode_array(text)
     stoi = {tokenizer.id_to_piece(i): i for i in range(tokenizer.vocab_size)}
     unk, eos = tokenizer.unk_id, tokenizer.eos_id
     lines = text.split("\n")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from lmlab.errors import LmlabError
 from lmlab.tokenize.base import EOS, UNK, Tokenizer
 
 WORD_RE = re.compile(r"\w+|[^\w\s]|\n")
@@ -35,10 +36,27 @@ def _jieba_cut(text: str) -> list[str]:
     return _jieba.lcut(text, HMM=True)
 
 
-def split_words(text: str, lowercase: bool = False, newlines: bool = True) -> Iterator[str]:
-    """The word and punctuation tokens of ``text`` (``"\\n"`` kept as a token if ``newlines``)."""
+def split_whitespace(text: str) -> Iterator[str]:
+    """Pre-tokenised text (Penn Treebank style): words split on whitespace, ``<eos>`` after
+    every line, as KenLM's ``lmplz`` and the PTB literature count them."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        yield from line.split()
+        yield EOS
+
+
+def split_words(
+    text: str, lowercase: bool = False, newlines: bool = True, split: str = "regex"
+) -> Iterator[str]:
+    """The word and punctuation tokens of ``text`` (``"\\n"`` kept as a token if ``newlines``);
+    ``split="whitespace"`` reads pre-tokenised text instead (see :func:`split_whitespace`)."""
     if lowercase:
         text = text.lower()
+    if split == "whitespace":
+        yield from split_whitespace(text)
+        return
     for m in WORD_RE.finditer(text):
         w = m.group()
         if w == "\n":
@@ -81,7 +99,11 @@ class WordTokenizer(Tokenizer):
         lowercase: bool = False,
         newlines: bool = True,
         specials: tuple[str, ...] = (EOS, UNK),
+        split: str = "regex",
     ) -> None:
+        if split not in ("regex", "whitespace"):
+            raise LmlabError(f"word tokenizer split {split!r} unknown; use 'regex' or 'whitespace'")
+        self.split = split
         self.specials = list(specials)
         self.words = list(words)
         self.lowercase = lowercase
@@ -98,15 +120,16 @@ class WordTokenizer(Tokenizer):
         min_count: int = 1,
         lowercase: bool = False,
         newlines: bool = True,
+        split: str = "regex",
     ) -> WordTokenizer:
         """Keep the ``max_vocab`` most frequent words seen at least ``min_count`` times."""
         counts: Counter[str] = Counter()
         for t in texts:
-            counts.update(split_words(t, lowercase, newlines))
+            counts.update(split_words(t, lowercase, newlines, split))
         # Ties broken alphabetically so the vocabulary does not depend on input order.
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         words = [w for w, c in ranked if c >= min_count and w not in (EOS, UNK)]
-        return cls(words[:max_vocab], lowercase, newlines)
+        return cls(words[:max_vocab], lowercase, newlines, split=split)
 
     @property
     def vocab_size(self) -> int:
@@ -121,20 +144,28 @@ class WordTokenizer(Tokenizer):
         return self._unk
 
     def tokens(self, text: str) -> list[str]:
-        return list(split_words(text, self.lowercase, self.newlines))
+        return list(split_words(text, self.lowercase, self.newlines, self.split))
 
     def encode(self, text: str) -> list[int]:
         get, unk = self._stoi.get, self._unk
-        return [get(w, unk) for w in split_words(text, self.lowercase, self.newlines)]
+        return [get(w, unk) for w in split_words(text, self.lowercase, self.newlines, self.split)]
 
     def encode_array(self, text: str) -> np.ndarray:
         return np.fromiter(self.encode(text), dtype=np.int64)
 
     def decode(self, ids: Any) -> str:
         itos = self._itos
-        return join_words(
-            [itos[i] for i in np.asarray(ids).reshape(-1).tolist() if 0 <= i < len(itos)]
-        )
+        pieces = [itos[i] for i in np.asarray(ids).reshape(-1).tolist() if 0 <= i < len(itos)]
+        if self.split == "whitespace":  # one line per sentence, words joined by spaces
+            out, line = [], []
+            for p in pieces:
+                if p == EOS:
+                    out.append(" ".join(line) + "\n")
+                    line = []
+                else:
+                    line.append(p)
+            return "".join(out) + " ".join(line)
+        return join_words(pieces)
 
     def id_to_piece(self, i: int) -> str:
         return self._itos[i]
@@ -144,6 +175,7 @@ class WordTokenizer(Tokenizer):
             "specials": self.specials,
             "lowercase": self.lowercase,
             "newlines": self.newlines,
+            "split": self.split,
             "words": self.words,
         }
 
@@ -154,4 +186,5 @@ class WordTokenizer(Tokenizer):
             bool(data["lowercase"]),
             bool(data["newlines"]),
             tuple(data["specials"]),
+            split=data.get("split", "regex"),
         )
