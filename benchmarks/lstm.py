@@ -1,6 +1,7 @@
 """The classic LSTM network on word-level Tiny Shakespeare, against its peers, in one run.
 
-Tokens: lowercase, ``\\w+|[^\\w\\s]``, the 10,000 most frequent words + ``<unk>``; first
+Tokens: lowercase, ``\\w+|[^\\w\\s]``, line ends kept as a token (as KenLM's ``</s>``), the
+10,000 most frequent words + ``<unk>``; first
 90% train, last 10% validation; training windows of 50 tokens. Peers: Kneser-Ney 5-gram on
 the same tokens (lmlab's ``ngram`` family, which reproduces KenLM's ``lmplz`` exactly),
 and the original Keras model (Embedding(10000,16)-LSTM(64)-LSTM(64)-Dense) whose 10-minute
@@ -44,7 +45,7 @@ RECIPES = {
             "embed_dim": 256,
             "hidden_size": 256,
             "n_layer": 2,
-            "dropout": 0.5,
+            "dropout": 0.3,
             "adaptive_cutoffs": [2000, 6000],
         },
         "train": {
@@ -133,7 +134,7 @@ def main() -> None:
             resolve_sources([str(corpus)]),
             work / "data",
             tokenizer_kind="word",
-            tokenizer_options={"lowercase": True, "newlines": False, "max_vocab": 10000},
+            tokenizer_options={"lowercase": True, "newlines": True, "max_vocab": 10000},
         )
         ds = open_dataset(work / "data")
         print(
