@@ -42,3 +42,20 @@ def tiny_corpus(tmp_path: Path) -> Path:
     p = tmp_path / "corpus.txt"
     p.write_text(text, encoding="utf-8")
     return p
+
+
+@pytest.fixture
+def local_http(tmp_path: Path):
+    """A static HTTP server on loopback serving ``tmp_path / "www"``: (base URL, folder)."""
+    import http.server
+    import threading
+    from functools import partial
+
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", www
+    httpd.shutdown()

@@ -191,55 +191,22 @@ def test_data_prepare_and_train_from_it(tmp_path, tiny_corpus, capsys) -> None:
     assert "shakespeare" in capsys.readouterr().out
 
 
-def test_data_prepare_from_url(tmp_path, capsys) -> None:
+def test_data_prepare_from_url(tmp_path, local_http, capsys) -> None:
     import hashlib
-    import http.server
-    import threading
-    from functools import partial
 
-    www = tmp_path / "www"
-    www.mkdir()
+    base, www = local_http
     body = ("It was the best of times, it was the worst of times.\n" * 200).encode()
     (www / "dickens.txt").write_bytes(body)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a, **k: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/dickens.txt"
-        out = tmp_path / "ds"
-        assert (
-            main(
-                [
-                    "data",
-                    "prepare",
-                    "--url",
-                    url,
-                    "--sha256",
-                    hashlib.sha256(body).hexdigest(),
-                    "--out",
-                    str(out),
-                ]
-            )
-            == 0
+    url = f"{base}/dickens.txt"
+    out = tmp_path / "ds"
+    sha = hashlib.sha256(body).hexdigest()
+    assert main(["data", "prepare", "--url", url, "--sha256", sha, "--out", str(out)]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["train_tokens"] + meta["val_tokens"] == len(body)
+    assert (
+        main(
+            ["data", "prepare", "--url", url, "--sha256", "1" * 64, "--out", str(tmp_path / "bad")]
         )
-        meta = json.loads((out / "meta.json").read_text())
-        assert meta["train_tokens"] + meta["val_tokens"] == len(body)
-        assert (
-            main(
-                [
-                    "data",
-                    "prepare",
-                    "--url",
-                    url,
-                    "--sha256",
-                    "1" * 64,
-                    "--out",
-                    str(tmp_path / "bad"),
-                ]
-            )
-            == 2
-        )
-        assert "expected" in capsys.readouterr().err
-    finally:
-        httpd.shutdown()
+        == 2
+    )
+    assert "expected" in capsys.readouterr().err

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_DATA as DATA  # noqa: E402  (tests/ is on sys.path)
 from lmlab.cli import main
 from lmlab.config import load_toml
-
-DATA = Path(
-    os.environ.get(
-        "LMLAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    )
-)
 
 
 @pytest.fixture()

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_DATA as DATA  # noqa: E402  (tests/ is on sys.path)
 from lmlab.cli import main
 from lmlab.compare.ladder import stream_ppl
 from lmlab.models import build_model
-
-DATA = Path(
-    os.environ.get(
-        "LMLAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    )
-)
 
 
 @pytest.fixture()

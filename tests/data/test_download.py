@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from functools import partial
 
 import pytest
 
@@ -11,21 +8,10 @@ from lmlab.data.download import download
 from lmlab.errors import LmlabError
 
 
-@pytest.fixture
-def server(tmp_path):
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "corpus.txt").write_text("hello corpus\n" * 100, encoding="utf-8")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
-    handler.log_message = lambda *a, **k: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-def test_download_checks_hash(tmp_path, server) -> None:
+def test_download_checks_hash(tmp_path, local_http) -> None:
+    server, www = local_http
     body = ("hello corpus\n" * 100).encode()
+    (www / "corpus.txt").write_bytes(body)
     good = hashlib.sha256(body).hexdigest()
     path = download(f"{server}/corpus.txt", good, tmp_path / "cache")
     assert path.read_bytes() == body

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
-import pytest
-
-SHARED = Path(
-    os.environ.get(
-        "LMLAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    )
-)
-
-
-def shared_path(*parts: str) -> Path:
-    """A path under the shared data folder, or skip the test saying what is missing."""
-    p = SHARED.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared data {p} not found (set LMLAB_SHARED_DATA to the data folder)")
-    return p
+from conftest import shared_file as shared_path  # noqa: E402
 
 
 @lru_cache(maxsize=1)
