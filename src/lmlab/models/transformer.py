@@ -226,6 +226,9 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, rope, cache, layer):
+        if self.drop.p == 0.0:  # no dropout module calls on the decoding hot path
+            x = x + self.attn(self.ln1(x), rope, cache, layer)
+            return x + self.mlp(self.ln2(x))
         x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer))
         return x + self.drop(self.mlp(self.ln2(x)))
 
