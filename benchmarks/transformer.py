@@ -36,9 +36,13 @@ NANOGPT_SAMPLE_TOK_S = 430.0
 SHAPE = {"n_layer": 4, "n_head": 4, "d_model": 128, "context": 64, "batch": 12}
 
 
-def step_time(model: torch.nn.Module, vocab: int, steps: int, bf16: bool, hf: bool) -> float:
-    """Mean seconds per optimizer step of a plain training loop."""
+def step_time(
+    model: torch.nn.Module, vocab: int, steps: int, bf16: bool, hf: bool, compiled: bool = False
+) -> float:
+    """Mean seconds per optimizer step of a plain training loop (after 10 warm-up steps,
+    which include torch.compile's compilation when ``compiled``)."""
     opt = make_optimizer(model, TrainConfig(lr=1e-3))
+    net = torch.compile(model) if compiled else model
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
     y = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
@@ -47,7 +51,7 @@ def step_time(model: torch.nn.Module, vocab: int, steps: int, bf16: bool, hf: bo
         if i == 10:
             t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x).logits if hf else model(x)
+            logits = net(x).logits if hf else net(x)
             loss = F.cross_entropy(logits.float().view(-1, vocab), y.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -96,10 +100,14 @@ def speed_section(vocab: int, steps: int) -> list[list[object]]:
         print("transformers not installed: the peer row is skipped (pip install transformers)")
     ours = step_time(lmlab_model(vocab), vocab, steps, bf16=False, hf=False)
     ours16 = step_time(lmlab_model(vocab), vocab, steps, bf16=True, hf=False)
+    t0 = time.perf_counter()
+    ours16c = step_time(lmlab_model(vocab), vocab, steps, bf16=True, hf=False, compiled=True)
+    compile_s = time.perf_counter() - t0 - ours16c * (steps + 10)
     for name, t in (
         ("HF GPT2LMHeadModel fp32 (peer)", peer),
         ("lmlab fp32", ours),
         ("lmlab bf16 autocast", ours16),
+        (f"lmlab bf16 + torch.compile (compiling took {compile_s:.0f} s)", ours16c),
     ):
         if t is None:
             continue
