@@ -152,6 +152,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, trained: Path) -> None:
         run_cli("train", "--out", str(trained), "--corpus", str(gbk)), "--overwrite"
     )
     assert_one_line_error(run_cli("generate", "--run", str(tmp_path / "nope")), "not found")
+    assert_one_line_error(
+        run_cli("train", "--out", out, "--corpus", str(gbk), "--set", "model.n_layers=2"),
+        "unknown config key 'n_layers' in [model]",
+    )
 
 
 def test_corrupt_checkpoint_is_reported_and_left_alone(tmp_path, trained: Path) -> None:

@@ -76,6 +76,12 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     family = cfg.get("model", {}).get("family", "transformer")
     if family not in FAMILIES:
         raise LmlabError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    allowed = {f.name for f in dataclasses.fields(FAMILIES[family][0])} | {"family", "depth"}
+    bad = sorted(set(cfg.get("model", {})) - allowed)
+    if bad:  # caught before any text is read or tokenised
+        raise LmlabError(
+            f"unknown config key {bad[0]!r} in [model] ({family}); valid keys: {', '.join(sorted(allowed))}"
+        )
     return cfg
 
 
