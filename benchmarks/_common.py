@@ -42,9 +42,17 @@ def table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def steps_in(
-    seconds: float, model, vocab: int, batch: int, context: int, train_cfg: dict, bf16: bool = False
+    seconds: float,
+    model,
+    vocab: int,
+    batch: int,
+    context: int,
+    train_cfg: dict,
+    bf16: bool = False,
+    tokens=None,
 ) -> int:
-    """Optimizer steps of ``model`` that fit in ``seconds``, timed on a few real steps."""
+    """Optimizer steps of ``model`` that fit in ``seconds``, timed on a few real steps
+    (on windows of ``tokens`` if given: an adaptive softmax costs more on uniform ids)."""
     import time
 
     import torch
@@ -54,12 +62,22 @@ def steps_in(
     from lmlab.train.loop import make_optimizer
 
     opt = make_optimizer(model, TrainConfig(**{k: v for k, v in train_cfg.items() if k != "steps"}))
-    x = torch.randint(0, vocab, (batch, context))
+    if tokens is not None:
+        import numpy as np
+
+        from lmlab.data.batches import sample_batch
+
+        x, _ = sample_batch(tokens, batch, context, np.random.default_rng(0))
+    else:
+        x = torch.randint(0, vocab, (batch, context))
     for i in range(25):
         if i == 5:
             t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x).float().reshape(-1, vocab), x.reshape(-1))
+            if getattr(model, "computes_loss", False):  # the path the trainer takes
+                loss = model(x, targets=x)
+            else:
+                loss = F.cross_entropy(model(x).float().reshape(-1, vocab), x.reshape(-1))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -82,7 +82,15 @@ def train_recipe(name: str, data_dir: Path, vocab: int, seconds: float, work: Pa
     recipe = RECIPES[name]
     m = dict(recipe["model"])
     model = build_model(m.pop("family"), {**m, "vocab_size": vocab})
-    steps = steps_in(seconds, model, vocab, recipe["train"]["batch_size"], CONTEXT, recipe["train"])
+    steps = steps_in(
+        seconds,
+        model,
+        vocab,
+        recipe["train"]["batch_size"],
+        CONTEXT,
+        recipe["train"],
+        tokens=open_dataset(data_dir).train,
+    )
     cfg = {
         "data": {"dataset": str(data_dir)},
         "tokenizer": {"kind": "word"},
