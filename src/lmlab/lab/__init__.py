@@ -1,0 +1,1 @@
+"""Emergence lab: synthetic tasks, metrics, sweeps, scaling fits, reproductions, report."""

@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP server and web playground for any lmlab run."""
