@@ -26,6 +26,30 @@ def sample_batch(
     return win[:, :-1], win[:, 1:]
 
 
+def stream_batch(
+    tokens: np.ndarray, batch_size: int, block: int, index: int
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Batch ``index`` of truncated back-propagation through time.
+
+    The split is cut into ``batch_size`` contiguous streams, and row ``r`` of successive
+    batches walks along stream ``r`` one ``block`` at a time, so a recurrent model can carry
+    its state from one batch to the next (as in Zaremba et al. 2014). Returns inputs,
+    targets and whether this batch starts a new pass (the carried state must be reset).
+    """
+    per_stream = (len(tokens) - 1) // batch_size
+    n_windows = per_stream // block
+    if n_windows < 1:
+        raise LmlabError(
+            f"the training split has {len(tokens)} tokens, too few for {batch_size} streams "
+            f"of {block} tokens; use a smaller --batch-size or --context"
+        )
+    w = index % n_windows
+    starts = np.arange(batch_size) * per_stream + w * block
+    idx = starts[:, None] + np.arange(block + 1)[None, :]
+    win = torch.from_numpy(tokens[idx].astype(np.int64))
+    return win[:, :-1], win[:, 1:], w == 0
+
+
 def eval_windows(
     tokens: np.ndarray, block: int, batch_size: int, max_batches: int | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -56,6 +56,13 @@ class RNNState:
     def __init__(self, hidden) -> None:
         self.hidden = hidden
 
+    def detach_(self) -> None:
+        """Cut the graph behind the state (truncated BPTT keeps the values, not the history)."""
+        if isinstance(self.hidden, tuple):
+            self.hidden = tuple(h.detach() for h in self.hidden)
+        elif self.hidden is not None:
+            self.hidden = self.hidden.detach()
+
 
 class RNNLanguageModel(LanguageModel):
     family = "rnn"

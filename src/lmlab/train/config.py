@@ -32,6 +32,9 @@ class TrainConfig:
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
     threads: int | None = None  # CPU threads (default: all cores)
     compile: bool = False  # torch.compile the model (slow start, faster steps)
+    # Recurrent models only: walk contiguous streams and carry the hidden state from one
+    # batch to the next (truncated BPTT) instead of sampling independent windows.
+    carry_state: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "context", "grad_accum", "eval_every", "log_every"):

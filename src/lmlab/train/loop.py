@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lmlab.data.batches import sample_batch
+from lmlab.data.batches import sample_batch, stream_batch
 from lmlab.data.shards import Dataset
+from lmlab.errors import LmlabError
 from lmlab.evaluate.perplexity import window_loss
 from lmlab.generate import SamplingParams, generate
 from lmlab.models import LanguageModel
@@ -149,6 +150,12 @@ def train(
         step=start, interrupted=False, elapsed=0.0, tokens_seen=start * tokens_per_step
     )
     sample_gen_every = cfg.sample_every or cfg.eval_every
+    if cfg.carry_state and model.context_length is not None:
+        raise LmlabError(
+            f"train.carry_state needs a recurrent model; the {model.family} family has a "
+            "fixed context, so drop carry_state"
+        )
+    carried = None  # the state carried between batches (carry_state)
 
     def evaluate(step: int) -> dict[str, Any]:
         loss, n = window_loss(
@@ -199,7 +206,16 @@ def train(
                 g["lr"] = lr
             loss_sum = 0.0
             for micro in range(cfg.grad_accum):
-                x, y = sample_batch(data.train, cfg.batch_size, cfg.context, rng)
+                if cfg.carry_state:
+                    x, y, fresh = stream_batch(
+                        data.train, cfg.batch_size, cfg.context, step * cfg.grad_accum + micro
+                    )
+                    if fresh or carried is None:
+                        carried = model.new_state(x[rows].shape[0], device)
+                    else:
+                        carried.detach_()
+                else:
+                    x, y = sample_batch(data.train, cfg.batch_size, cfg.context, rng)
                 x, y = x[rows].to(device, non_blocking=True), y[rows].to(device, non_blocking=True)
                 sync = (
                     contextlib.nullcontext()
@@ -213,9 +229,9 @@ def train(
                     ),
                 ):
                     if model.computes_loss:  # e.g. adaptive softmax: no full distribution
-                        loss = net(x, targets=y)
+                        loss = net(x, carried, targets=y)
                     else:
-                        logits = net(x)
+                        logits = net(x, carried)
                         loss = F.cross_entropy(
                             logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)
                         )
