@@ -1,0 +1,319 @@
+"""Continuous batching: one worker thread per model decodes every active request.
+
+The HTTP handlers never touch the model. They hand a :class:`GenRequest` to the model's
+:class:`ModelWorker` and read :class:`~lmlab.generate.engine.TokenEvent` objects back as
+they come. The worker thread keeps a list of *groups*, each one batch through the model
+with its decoding state, and advances every group by one token per round, so streams
+interleave and nobody waits for a long generation to end. Requests that arrive together
+are prefilled together when their prompts have the same length, and groups whose states
+can be joined (see :mod:`lmlab.serve.states`) are joined into one forward per step.
+
+Each request keeps its own sampling parameters, seed, repetition mask and stop strings,
+and draws its tokens with the engine's own :func:`~lmlab.generate.sampling.choose` and
+incremental detokeniser, on its own rows of the batch; so a request gives the same tokens
+as ``lmlab.generate.generate`` with the same seed, batched or not.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from lmlab.errors import LmlabError
+from lmlab.generate.engine import TokenEvent, _SampleText, model_vocab
+from lmlab.generate.sampling import SamplingParams, choose
+from lmlab.models import LanguageModel
+from lmlab.serve import states
+from lmlab.tokenize import Tokenizer
+
+FINISHED = "finished"  # emitted once after a request's last TokenEvent
+
+
+class RequestTimeout(Exception):
+    """The request ran past its deadline; its stream is ended."""
+
+
+class QueueFull(Exception):
+    """The model already has as many requests as it accepts."""
+
+
+@dataclass
+class GenRequest:
+    """One prompt to continue; ``emit`` receives TokenEvents, then FINISHED or an exception.
+
+    ``emit`` is called from the worker thread and must be thread-safe (the server passes
+    ``loop.call_soon_threadsafe``-based callbacks)."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    emit: Callable[[Any], None]
+    logprobs: bool = False
+    top_logprobs: int = 0
+    deadline: float | None = None  # time.monotonic() value
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class _Active:
+    """A request being decoded: its rows' texts, histories, repetition mask and generator."""
+
+    def __init__(self, req: GenRequest, tokenizer: Tokenizer, vocab: int, device) -> None:
+        p = req.params
+        self.req, self.n = req, p.n
+        self.gen = None
+        if p.seed is not None:
+            self.gen = torch.Generator(device=device)
+            self.gen.manual_seed(p.seed)
+        self.texts = [_SampleText(tokenizer, p.stop, req.prompt_ids) for _ in range(p.n)]
+        self.history = [list(req.prompt_ids) for _ in range(p.n)]
+        self.seen = None
+        if p.repetition_penalty != 1.0:
+            self.seen = torch.zeros(p.n, vocab, dtype=torch.bool, device=device)
+            self.seen[:, req.prompt_ids] = True
+        self.done = [False] * p.n
+        self.steps = 0
+
+
+@dataclass
+class _Group:
+    state: Any
+    logits: torch.Tensor  # (rows, V): the next-token logits of every row
+    members: list[_Active]
+
+    @property
+    def rows(self) -> int:
+        return sum(a.n for a in self.members)
+
+
+class ModelWorker:
+    """The thread that owns one model and decodes all its requests in batches.
+
+    ``batch=False`` keeps one forward per request (still interleaved); ``window_s`` is how
+    long an idle worker waits after a first request for others to batch with it.
+    """
+
+    def __init__(
+        self,
+        model: LanguageModel,
+        tokenizer: Tokenizer,
+        name: str = "model",
+        batch: bool = True,
+        max_batch: int = 64,
+        window_s: float = 0.004,
+        max_requests: int = 256,
+    ) -> None:
+        self.model, self.tok, self.name = model, tokenizer, name
+        self.batch, self.max_batch, self.window_s = batch, max_batch, window_s
+        self.max_requests = max_requests
+        self.device = next(iter(model.parameters()), torch.empty(0)).device
+        self.vocab = model_vocab(model, tokenizer)
+        self._inbox: queue.Queue[GenRequest | None] = queue.Queue()
+        self._groups: list[_Group] = []
+        self._lock = threading.Lock()
+        self._inflight = 0
+        # decode forwards, rows they carried, the largest batch: evidence of batching
+        self.stats = {"forwards": 0, "rows": 0, "max_rows": 0, "prefills": 0}
+        self._thread = threading.Thread(target=self._loop, name=f"lmlab-{name}", daemon=True)
+        self._thread.start()
+
+    # ---- the handlers' side --------------------------------------------------------------
+    def submit(self, req: GenRequest) -> None:
+        with self._lock:
+            if self._inflight >= self.max_requests:
+                raise QueueFull(f"model {self.name!r} is busy ({self._inflight} requests)")
+            self._inflight += 1
+        self._inbox.put(req)
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._inbox.put(None)
+        self._thread.join(timeout)
+
+    # ---- the worker thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        with torch.inference_mode():
+            while True:
+                new = self._collect(block=not self._groups)
+                if new is None:
+                    for g in self._groups:
+                        for a in g.members:
+                            self._end(a.req, RequestTimeout("the server is shutting down"))
+                    return
+                if new:
+                    self._admit(new)
+                for g in list(self._groups):
+                    try:
+                        self._step(g)
+                    except Exception as e:  # a model failure ends these requests, not the server
+                        self._groups.remove(g)
+                        for a in g.members:
+                            self._end(a.req, e)
+                if len(self._groups) > 1:
+                    self._join_groups()
+
+    def _collect(self, block: bool) -> list[GenRequest] | None:
+        out: list[GenRequest] = []
+        if block:
+            first = self._inbox.get()
+            if first is None:
+                return None
+            out.append(first)
+            until = time.monotonic() + (self.window_s if self.batch else 0.0)
+            while (left := until - time.monotonic()) > 0:
+                try:
+                    item = self._inbox.get(timeout=left)
+                except queue.Empty:
+                    break
+                if item is None:
+                    return None
+                out.append(item)
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return out
+            if item is None:
+                return None
+            out.append(item)
+
+    def _end(self, req: GenRequest, what: Any) -> None:
+        with self._lock:
+            self._inflight -= 1
+        if not req.cancelled.is_set():
+            self._emit(req, what)
+
+    def _emit(self, req: GenRequest, item: Any) -> None:
+        try:
+            req.emit(item)
+        except RuntimeError:  # the client's event loop is gone
+            req.cancelled.set()
+
+    def _admit(self, new: list[GenRequest]) -> None:
+        now = time.monotonic()
+        buckets: dict[int, list[GenRequest]] = {}
+        for req in new:
+            if req.cancelled.is_set():
+                self._end(req, None)
+            elif req.deadline is not None and now > req.deadline:
+                self._end(req, RequestTimeout("the request timed out in the queue"))
+            elif req.params.max_new_tokens == 0:
+                for i in range(req.params.n):
+                    self._emit(req, TokenEvent(i, -1, "", 0.0, finish_reason="length"))
+                self._end(req, FINISHED)
+            else:
+                key = len(req.prompt_ids) if self.batch else id(req)
+                buckets.setdefault(key, []).append(req)
+        for reqs in buckets.values():
+            chunk: list[GenRequest] = []
+            for req in reqs:
+                if chunk and sum(r.params.n for r in chunk) + req.params.n > self.max_batch:
+                    self._prefill(chunk)
+                    chunk = []
+                chunk.append(req)
+            self._prefill(chunk)
+        if len(self._groups) > 1:
+            self._join_groups()
+
+    def _prefill(self, reqs: list[GenRequest]) -> None:
+        try:
+            members = [_Active(r, self.tok, self.vocab, self.device) for r in reqs]
+            rows = [h for a in members for h in a.history]
+            ids = torch.tensor(rows, dtype=torch.long, device=self.device)
+            state = self.model.new_state(len(rows), self.device)
+            logits = self.model(ids, state)[:, -1]
+        except Exception as e:
+            for r in reqs:
+                self._end(r, e if isinstance(e, LmlabError) else RuntimeError(str(e)))
+            return
+        self.stats["prefills"] += 1
+        self._groups.append(_Group(state, logits, members))
+
+    def _join_groups(self) -> None:
+        if not self.batch:
+            return
+        merged: list[_Group] = []
+        for g in self._groups:
+            for m in merged:
+                if m.rows + g.rows <= self.max_batch and states.can_join(m.state, g.state):
+                    m.state = states.join([m.state, g.state])
+                    m.logits = torch.cat([m.logits, g.logits])
+                    m.members += g.members
+                    break
+            else:
+                merged.append(g)
+        self._groups = merged
+
+    def _step(self, g: _Group) -> None:
+        """Choose one token for every row of ``g``, emit the events, run the next forward."""
+        want_lp = any(a.req.logprobs or a.req.top_logprobs for a in g.members)
+        logp_all = g.logits.float().log_softmax(-1) if want_lp else None
+        now = time.monotonic()
+        keep: list[_Active] = []
+        keep_rows: list[int] = []
+        next_ids: list[torch.Tensor] = []
+        off = 0
+        for a in g.members:
+            lo, off = off, off + a.n
+            req, p = a.req, a.req.params
+            if req.cancelled.is_set():
+                self._end(req, None)
+                continue
+            if req.deadline is not None and now > req.deadline:
+                self._end(req, RequestTimeout("the request took longer than the server's timeout"))
+                continue
+            nxt = choose(g.logits[lo:off], p, a.seen, a.gen)  # (n,)
+            nxt_list = nxt.tolist()
+            lps, tops = [0.0] * a.n, None
+            if logp_all is not None and (req.logprobs or req.top_logprobs):
+                logp = logp_all[lo:off]
+                lps = logp.gather(1, nxt[:, None]).squeeze(1).tolist()
+                if req.top_logprobs:
+                    t = logp.topk(min(req.top_logprobs, logp.shape[-1]), dim=-1)
+                    tops = (t.indices.tolist(), t.values.tolist())
+            a.steps += 1
+            for i in range(a.n):
+                if a.done[i]:
+                    continue
+                delta, stopped = a.texts[i].push(nxt_list[i])
+                finish = "stop" if stopped else ("length" if a.steps >= p.max_new_tokens else None)
+                if finish == "length":
+                    delta += a.texts[i].flush()
+                top = list(zip(tops[0][i], tops[1][i], strict=True)) if tops else []
+                if finish:
+                    a.done[i] = True
+                self._emit(req, TokenEvent(i, nxt_list[i], delta, lps[i], top, finish))
+            if all(a.done):
+                self._end(req, FINISHED)
+                continue
+            for h, t in zip(a.history, nxt_list, strict=True):
+                h.append(t)
+            if a.seen is not None:
+                a.seen.scatter_(1, nxt[:, None], True)
+            keep.append(a)
+            keep_rows.extend(range(lo, off))
+            next_ids.append(nxt)
+        if not keep:
+            self._groups.remove(g)
+            return
+        if len(keep_rows) < g.rows:
+            g.state = states.select(g.state, keep_rows)
+        g.members = keep
+        ctx = self.model.context_length
+        if ctx is not None and getattr(g.state, "pos", 0) >= ctx:
+            # The window is full: restart from the last half of the context (as the engine).
+            window = [h[-(ctx // 2) :] for a in keep for h in a.history]
+            g.state = self.model.new_state(len(window), self.device)
+            g.logits = self.model(torch.tensor(window, device=self.device), g.state)[:, -1]
+        else:
+            g.logits = self.model(torch.cat(next_ids)[:, None], g.state)[:, -1]
+        self.stats["forwards"] += 1
+        self.stats["rows"] += len(keep_rows)
+        self.stats["max_rows"] = max(self.stats["max_rows"], len(keep_rows))

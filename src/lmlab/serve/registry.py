@@ -1,0 +1,163 @@
+"""The models a server offers: language-model runs and word-vector files, by name.
+
+``--run`` takes a run directory (``config.toml`` + ``model.safetensors``), a word-vector
+file from ``lmlab embed train`` (``.txt``, ``.vec``, ``.bin``, ``.safetensors``) or a
+folder holding one; ``NAME=PATH`` names it, else the folder or file name is its id.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmlab.errors import LmlabError
+from lmlab.serve.batcher import ModelWorker
+from lmlab.serve.chat_template import ChatTemplate, load_chat_template
+
+VECTOR_SUFFIXES = (".txt", ".vec", ".bin", ".safetensors")
+
+
+@dataclass
+class ServedModel:
+    name: str
+    path: Path
+    kind: str  # "lm" | "embeddings"
+    run: Any = None  # lmlab.run.Run for language models
+    vectors: Any = None  # lmlab.embeddings.vectors.Vectors for word-vector files
+    template: ChatTemplate | None = None
+    worker: ModelWorker | None = None
+    max_tokens: int = 512
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def context_length(self) -> int | None:
+        return self.run.model.context_length if self.run is not None else None
+
+    def max_prompt_tokens(self, default: int) -> int:
+        """Longest prompt: the context minus one token to generate, else the server limit."""
+        ctx = self.context_length
+        return ctx - 1 if ctx is not None else default
+
+    def card(self) -> dict[str, Any]:
+        base = {"id": self.name, "object": "model", "created": self.created, "owned_by": "lmlab"}
+        if self.kind == "embeddings":
+            v = self.vectors
+            return {**base, "kind": "embeddings", "family": "word-vectors",
+                    "vocab_size": len(v), "params": int(v.vectors.size)}  # fmt: skip
+        m = self.run.model
+        return {
+            **base,
+            "kind": "lm",
+            "family": self.run.family,
+            "context_length": m.context_length,
+            "max_tokens": self.max_tokens,
+            "vocab_size": self.run.tokenizer.vocab_size,
+            "params": m.num_params(),
+            "chat_template": self.template.to_dict() if self.template else None,
+        }
+
+
+def parse_spec(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` or ``PATH`` -> (name, path)."""
+    name, sep, path = spec.partition("=")
+    if sep and name and "/" not in name and not Path(spec).exists():
+        p = Path(path)
+    else:
+        p, name = Path(spec), ""
+    if not name:
+        name = p.name if p.is_dir() else p.stem
+        name = name or "model"
+    return name, p
+
+
+def _vectors_in(folder: Path) -> Path | None:
+    found = sorted(
+        f for f in folder.iterdir() if f.suffix in VECTOR_SUFFIXES and ".vocab" not in f.name
+    )
+    return found[0] if len(found) == 1 else None
+
+
+def load_model(spec: str, device: str = "cpu", max_tokens: int = 512) -> ServedModel:
+    """Load one ``--run`` value; a one-line :class:`LmlabError` if it cannot be served."""
+    name, p = parse_spec(spec)
+    if not p.exists():
+        raise LmlabError(f"{p} not found; pass --run with a run directory or a vectors file")
+    if p.is_dir() and (p / "config.toml").is_file():
+        from lmlab.run import load_run
+
+        run = load_run(p, device)
+        return ServedModel(
+            name,
+            p,
+            "lm",
+            run=run,
+            template=load_chat_template(p, run.config),
+            max_tokens=max_tokens,
+        )
+    vec = p if p.is_file() else _vectors_in(p)
+    if vec is None or vec.suffix not in VECTOR_SUFFIXES:
+        raise LmlabError(
+            f"{p} is neither a run directory (no config.toml) nor a word-vectors file "
+            f"({', '.join(VECTOR_SUFFIXES)}); pass a finished run or `lmlab embed train` output"
+        )
+    from lmlab.embeddings.vectors import Vectors
+
+    try:
+        vectors = Vectors.load(vec)
+    except LmlabError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, RuntimeError) as e:
+        raise LmlabError(f"{vec} is not a readable vectors file ({e}); check the file") from None
+    return ServedModel(name, vec, "embeddings", vectors=vectors)
+
+
+class Registry:
+    """Served models by name; the first is the default for requests without ``model``."""
+
+    def __init__(self, models: list[ServedModel]) -> None:
+        if not models:
+            raise LmlabError("no model to serve; pass --run")
+        self.models: dict[str, ServedModel] = {}
+        for m in models:
+            if m.name in self.models:
+                raise LmlabError(f"two models are named {m.name!r}; name them with --run NAME=PATH")
+            self.models[m.name] = m
+
+    def start_workers(self, **worker_options: Any) -> None:
+        for m in self.models.values():
+            if m.kind == "lm" and m.worker is None:
+                m.worker = ModelWorker(m.run.model, m.run.tokenizer, m.name, **worker_options)
+
+    def close(self) -> None:
+        for m in self.models.values():
+            if m.worker is not None:
+                m.worker.close()
+                m.worker = None
+
+    def get(self, name: str | None, kind: str | None = None) -> ServedModel:
+        from lmlab.serve.errors import APIError
+
+        if name is None or name == "":
+            candidates = [m for m in self.models.values() if kind is None or m.kind == kind]
+            if not candidates:
+                raise APIError(400, f"no {kind} model is served", "model_not_found", "model")
+            return candidates[0]
+        m = self.models.get(name)
+        if m is None:
+            raise APIError(
+                404,
+                f"model {name!r} does not exist; served: {', '.join(self.models)}",
+                "model_not_found",
+                "model",
+            )
+        if kind == "lm" and m.kind != "lm":
+            raise APIError(
+                400, f"model {name!r} holds word vectors; it can only embed", "wrong_model", "model"
+            )
+        return m
+
+
+def load_registry(specs: list[str], device: str = "cpu", max_tokens: int = 512) -> Registry:
+    return Registry([load_model(s, device, max_tokens) for s in specs])

@@ -1,0 +1,169 @@
+"""Request and response bodies in OpenAI's shapes (pydantic), plus lmlab's extra fields.
+
+Requests accept OpenAI's sampling fields and lmlab's ``top_k``, ``min_p`` and
+``repetition_penalty``; fields this server does not implement are refused with a 400
+when set to a value that would change the result (``presence_penalty``, ``logit_bias``...),
+and other unknown fields are ignored, as OpenAI-compatible servers commonly do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_N = 16
+MAX_TOP_LOGPROBS = 20
+MAX_STOPS = 16
+TokenId = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Seed = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class _Sampling(_Strict):
+    """Sampling fields shared by completions and chat completions."""
+
+    model: str | None = Field(None, description="a served model id (default: the first)")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="0 = greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=1, description="lmlab: keep the k most likely tokens")
+    min_p: float | None = Field(None, ge=0.0, le=1.0, description="lmlab: min-p filtering")
+    repetition_penalty: float = Field(1.0, gt=0.0, le=10.0, description="lmlab: CTRL's rule")
+    n: int = Field(1, ge=1, le=MAX_N)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = Field(None, description="up to 16 stop strings")
+    seed: Seed | None = None
+    user: str | None = None
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="not supported: must be 0")
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0, description="not supported: must be 0")
+    logit_bias: dict[str, float] | None = Field(None, description="not supported")
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str] | list[TokenId] | list[list[TokenId]] = ""
+    max_tokens: int | None = Field(16, ge=0, description="capped by the server's limit")
+    logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    echo: bool = False
+    best_of: int | None = Field(None, ge=1, le=MAX_N, description="only best_of = n")
+    suffix: str | None = Field(None, description="not supported")
+
+
+class ContentPart(_Strict):
+    type: str = "text"
+    text: str = ""
+
+
+class ChatMessage(_Strict):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if p.type == "text")
+
+
+class ChatRequest(_Sampling):
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    max_tokens: int | None = Field(None, ge=0)
+    max_completion_tokens: int | None = Field(None, ge=0)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+
+
+class EmbeddingRequest(_Strict):
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
+class NeighborsRequest(_Strict):
+    """The playground's explorer: nearest words, or an analogy (positive - negative)."""
+
+    model: str | None = None
+    positive: list[str] = Field(..., min_length=1, max_length=16)
+    negative: list[str] = Field(default_factory=list, max_length=16)
+    n: int = Field(10, ge=1, le=100)
+
+
+# ---- responses -------------------------------------------------------------------------
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int = 0
+    total_tokens: int
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "lmlab"
+    kind: Literal["lm", "embeddings"] = Field(description="lmlab: language model or word vectors")
+    family: str | None = None
+    context_length: int | None = None
+    max_tokens: int | None = Field(None, description="lmlab: the most tokens one request gets")
+    vocab_size: int | None = None
+    params: int | None = None
+    chat_template: dict[str, Any] | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class EmbeddingData(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[EmbeddingData]
+    model: str
+    usage: Usage
+
+
+class Neighbor(BaseModel):
+    word: str
+    similarity: float
+
+
+class NeighborsResponse(BaseModel):
+    model: str
+    neighbors: list[Neighbor]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    models: list[str]

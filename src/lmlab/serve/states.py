@@ -1,0 +1,83 @@
+"""Joining and slicing the decoding states of several sequences, per model family.
+
+Batching requests through one forward needs their decoding states side by side in one
+batch: the LSTM's hidden state and the n-gram/NPLM history are per row, so any rows can
+be joined; the Transformer's KV cache has one position for the whole batch, so only rows
+at the same position can share a cache (requests whose prompts have the same length and
+that started together). A family whose state is unknown here is never joined: its
+requests still run, one forward each.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+
+from lmlab.models.transformer import KVCache
+
+
+def _hidden_cat(hs: list[Any]) -> Any:
+    if isinstance(hs[0], tuple):  # LSTM: (h, c), each (layers, B, H)
+        return tuple(torch.cat([h[j] for h in hs], dim=1) for j in range(len(hs[0])))
+    return torch.cat(hs, dim=1)  # GRU: (layers, B, H)
+
+
+def _hidden_select(h: Any, idx: torch.Tensor) -> Any:
+    if isinstance(h, tuple):
+        return tuple(x.index_select(1, idx) for x in h)
+    return h.index_select(1, idx)
+
+
+def kind(state: Any) -> str | None:
+    """``kv`` (one position per batch), ``rows`` (independent rows) or None (unknown)."""
+    if isinstance(state, KVCache):
+        return "kv"
+    if getattr(state, "hidden", None) is not None or isinstance(
+        getattr(state, "history", None), torch.Tensor
+    ):
+        return "rows"
+    return None
+
+
+def can_join(a: Any, b: Any) -> bool:
+    """Whether two states can become one batch."""
+    ka, kb = kind(a), kind(b)
+    if ka is None or ka != kb or type(a) is not type(b):
+        return False
+    return ka == "rows" or (a.pos == b.pos and a.capacity == b.capacity)
+
+
+def join(states: list[Any]) -> Any:
+    """One state holding the rows of ``states`` in order (each must pass :func:`can_join`)."""
+    if len(states) == 1:
+        return states[0]
+    out = copy.copy(states[0])
+    if isinstance(out, KVCache):
+        out.k = [torch.cat([s.k[i] for s in states]) for i in range(len(out.k))]
+        out.v = [torch.cat([s.v[i] for s in states]) for i in range(len(out.v))]
+    elif getattr(out, "hidden", None) is not None:
+        out.hidden = _hidden_cat([s.hidden for s in states])
+    else:
+        out.history = torch.cat([s.history for s in states])
+    return out
+
+
+def select(state: Any, rows: list[int]) -> Any:
+    """A state with only ``rows`` (in that order)."""
+    out = copy.copy(state)
+    if isinstance(out, KVCache):
+        idx = torch.tensor(rows, dtype=torch.long, device=state.k[0].device)
+        out.k = [k.index_select(0, idx) for k in state.k]
+        out.v = [v.index_select(0, idx) for v in state.v]
+    elif getattr(out, "hidden", None) is not None:
+        h = state.hidden
+        dev = (h[0] if isinstance(h, tuple) else h).device
+        out.hidden = _hidden_select(h, torch.tensor(rows, dtype=torch.long, device=dev))
+    elif isinstance(getattr(out, "history", None), torch.Tensor):
+        idx = torch.tensor(rows, dtype=torch.long, device=state.history.device)
+        out.history = state.history.index_select(0, idx)
+    else:
+        raise ValueError(f"cannot select rows of a {type(state).__name__}")
+    return out
