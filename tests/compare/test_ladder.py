@@ -137,3 +137,20 @@ def test_wall_clock_budget_stops_training_in_time(corpus, tmp_path) -> None:
     for r in json.loads((out / "results.json").read_text()):
         assert 0 < r["train_seconds"] < 3 + 2  # 3 s budget, plus one step and the final eval
         assert r["tokens_seen"] > 0
+
+
+def test_lstm_rung_uses_carried_state_and_an_adaptive_softmax_on_word_vocabularies() -> None:
+    from types import SimpleNamespace
+
+    from lmlab.compare.ladder import rung_config
+    from lmlab.tokenize.char import CharTokenizer
+    from lmlab.tokenize.word import WordTokenizer
+
+    words = SimpleNamespace(tokenizer=WordTokenizer([f"w{i}" for i in range(9998)]))
+    model, train = rung_config("lstm", words)
+    assert train == {"carry_state": True}
+    assert model["adaptive_cutoffs"] == [2000, 6000] and not model["tie_embeddings"]
+    build_model("rnn", {**{k: v for k, v in model.items() if k != "family"}, "vocab_size": 10000})
+    chars = SimpleNamespace(tokenizer=CharTokenizer(list("abc")))
+    model, _ = rung_config("lstm", chars)
+    assert "adaptive_cutoffs" not in model  # char ids are not frequency-ordered

@@ -34,13 +34,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     "ngram3": {"family": "ngram", "order": 3},
     "ngram5": {"family": "ngram", "order": 5},
     "nplm": {"family": "nplm", "context": 5, "embed_dim": 128, "hidden_size": 256, "dropout": 0.2},
+    # Truncated BPTT (state carried between batches); on word vocabularies an adaptive
+    # softmax (see rung_config) makes its steps several times cheaper.
     "lstm": {
         "family": "rnn",
         "embed_dim": 256,
         "hidden_size": 256,
         "n_layer": 2,
-        "dropout": 0.2,
+        "dropout": 0.3,
         "tie_embeddings": True,
+        "train": {"carry_state": True},
     },
     "transformer": {"family": "transformer", "depth": 4, "dropout": 0.1},
     # The hand-written numpy NPLM (plain SGD, no autograd): lmlab.models.nplm_numpy.
@@ -163,6 +166,19 @@ def run_ngram(name: str, order: int, split: Split, out: Path) -> tuple[LanguageM
     return model, seconds
 
 
+def rung_config(name: str, split: Split) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Model settings and trainer overrides of a neural rung for this split's vocabulary."""
+    cfg = dict(PRESETS[name])
+    train = dict(cfg.pop("train", {}))
+    vocab = split.tokenizer.vocab_size
+    # Word ids are frequency-ordered, so an adaptive softmax (frequent words in the head,
+    # rare ones in smaller clusters) fits a large word vocabulary.
+    if cfg["family"] == "rnn" and split.tokenizer.kind == "word" and vocab >= 5000:
+        cfg["adaptive_cutoffs"] = [vocab // 5, 3 * vocab // 5]
+        cfg["tie_embeddings"] = False
+    return cfg, train
+
+
 def _probe_step_seconds(model_cfg: dict[str, Any], split: Split, budget: Budget) -> float:
     """Seconds per training step of this model, from a few steps on a throwaway copy."""
     from lmlab.train.runner import model_config
@@ -176,8 +192,11 @@ def _probe_step_seconds(model_cfg: dict[str, Any], split: Split, budget: Budget)
         starts = rng.integers(0, len(split.train) - budget.context - 1, budget.batch_size)
         b = torch.from_numpy(np.stack([split.train[s : s + budget.context + 1] for s in starts]))
         t0 = time.perf_counter()
-        logits = model(b[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), b[:, 1:].reshape(-1))
+        if model.computes_loss:  # the trainer's path (e.g. adaptive softmax)
+            loss = model(b[:, :-1], targets=b[:, 1:])
+        else:
+            logits = model(b[:, :-1])
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), b[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -187,7 +206,12 @@ def _probe_step_seconds(model_cfg: dict[str, Any], split: Split, budget: Budget)
 
 
 def run_neural(
-    name: str, model_cfg: dict[str, Any], split: Split, out: Path, budget: Budget
+    name: str,
+    model_cfg: dict[str, Any],
+    split: Split,
+    out: Path,
+    budget: Budget,
+    train_overrides: dict[str, Any] | None = None,
 ) -> tuple[LanguageModel, float, int]:
     from lmlab.train.runner import run_training
 
@@ -218,6 +242,7 @@ def run_neural(
         "time_limit": limit,
         "weight_decay": 0.1,
         "device": "cpu",
+        **(train_overrides or {}),
     }
     cfg = {
         "data": {"dataset": str(split.path)},
@@ -265,7 +290,8 @@ def run_rung(
             cfg, split, out, budget.seconds, budget.tokens, budget.seed
         )
     else:
-        model, seconds, tokens = run_neural(name, cfg, split, out, budget)
+        model_cfg, overrides = rung_config(name, split)
+        model, seconds, tokens = run_neural(name, model_cfg, split, out, budget, overrides)
     result = score_rung(name, cfg["family"], model, split, budget, seconds, tokens)
     atomic_write_text(done, json.dumps(asdict(result), indent=2))
     return result
