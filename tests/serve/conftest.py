@@ -1,0 +1,60 @@
+"""Fixtures for the server tests: tiny real runs (trained here in seconds) and a live server.
+
+``serve_runs`` trains a depth-1 character Transformer and a small character LSTM on the
+sonnets, builds a 3-gram Kneser-Ney model, and writes a small word-vectors file; ``server``
+serves all four on a free loopback port with an API key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _serve_helpers import API_KEY, CORPUS, TINY, make_server, write_vectors
+
+from lmlab.cli import main
+
+
+@pytest.fixture(scope="session")
+def serve_runs(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("serve_runs")
+    runs = {"tiny": root / "tiny", "lstm": root / "lstm", "kn": root / "kn"}
+    assert main(["train", "--out", str(runs["tiny"]), "--corpus", CORPUS, "--depth", "1", *TINY,
+                 "--context", "96"]) == 0  # fmt: skip
+    assert main(["train", "--out", str(runs["lstm"]), "--corpus", CORPUS, "--model", "rnn",
+                 "--set", "model.embed_dim=16", "--set", "model.hidden_size=32", *TINY]) == 0  # fmt: skip
+    corpus = root / "sonnets.txt"
+    from lmlab.data.builtin import builtin_files
+
+    corpus.write_text(builtin_files("shakespeare-sonnets")[0].read_text(encoding="utf-8")[:30000], encoding="utf-8")
+    assert main(["ngram", "build", "--corpus", str(corpus), "--order", "3", "--tokenizer", "char",
+                 "--out", str(runs["kn"])]) == 0  # fmt: skip
+    # the LSTM run carries its own chat template
+    (runs["lstm"] / "chat_template.json").write_text(
+        json.dumps(
+            {
+                "user": "Q: {content}\n",
+                "assistant": "A: {content}\n",
+                "generation_prompt": "A:",
+                "stop": ["\nQ:"],
+            }
+        )  # fmt: skip
+    )
+    runs["vec"] = write_vectors(root / "words.txt")
+    return runs
+
+
+@pytest.fixture(scope="session")
+def server(serve_runs):
+    """(base URL, registry) of a live server with the four models."""
+    srv, registry = make_server(serve_runs)
+    with srv:
+        yield srv.url, registry
+
+
+@pytest.fixture
+def client(server):
+    from openai import OpenAI
+
+    return OpenAI(base_url=server[0] + "/v1", api_key=API_KEY, max_retries=0, timeout=30)
