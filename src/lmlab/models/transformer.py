@@ -35,6 +35,7 @@ class TransformerConfig:
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     gelu_approximate: str = "none"  # "tanh" reproduces GPT-2's published checkpoints exactly
+    mlp: bool = True  # False: attention-only blocks (no MLP, no second norm), as in Olsson et al.
 
     def __post_init__(self) -> None:
         if self.block not in ("gpt2", "llama"):
@@ -222,15 +223,16 @@ class Block(nn.Module):
             if cfg.block == "llama"
             else (lambda: nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.use_bias))
         )
-        self.ln1, self.attn, self.ln2, self.mlp = norm(), Attention(cfg), norm(), MLP(cfg)
+        self.ln1, self.attn = norm(), Attention(cfg)
+        self.ln2, self.mlp = (norm(), MLP(cfg)) if cfg.mlp else (None, None)
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, rope, cache, layer):
         if self.drop.p == 0.0:  # no dropout module calls on the decoding hot path
             x = x + self.attn(self.ln1(x), rope, cache, layer)
-            return x + self.mlp(self.ln2(x))
+            return x if self.mlp is None else x + self.mlp(self.ln2(x))
         x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer))
-        return x + self.drop(self.mlp(self.ln2(x)))
+        return x if self.mlp is None else x + self.drop(self.mlp(self.ln2(x)))
 
 
 class Transformer(LanguageModel):
