@@ -76,6 +76,11 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
     family = cfg.get("model", {}).get("family", "transformer")
     if family not in FAMILIES:
         raise LmlabError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if cfg.get("train", {}).get("carry_state") and family != "rnn":
+        raise LmlabError(
+            f"train.carry_state needs a recurrent model (rnn); the {family} family has a "
+            "fixed context, so drop carry_state"
+        )
     allowed = {f.name for f in dataclasses.fields(FAMILIES[family][0])} | {"family", "depth"}
     bad = sorted(set(cfg.get("model", {})) - allowed)
     if bad:  # caught before any text is read or tokenised
