@@ -27,7 +27,10 @@ def serve_runs(tmp_path_factory) -> dict[str, Path]:
     corpus = root / "sonnets.txt"
     from lmlab.data.builtin import builtin_files
 
-    corpus.write_text(builtin_files("shakespeare-sonnets")[0].read_text(encoding="utf-8")[:30000], encoding="utf-8")
+    corpus.write_text(
+        builtin_files("shakespeare-sonnets")[0].read_text(encoding="utf-8")[:30000],
+        encoding="utf-8",
+    )
     assert main(["ngram", "build", "--corpus", str(corpus), "--order", "3", "--tokenizer", "char",
                  "--out", str(runs["kn"])]) == 0  # fmt: skip
     # the LSTM run carries its own chat template

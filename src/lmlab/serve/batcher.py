@@ -116,8 +116,11 @@ class ModelWorker:
         self._groups: list[_Group] = []
         self._lock = threading.Lock()
         self._inflight = 0
-        # decode forwards, rows they carried, the largest batch: evidence of batching
-        self.stats = {"forwards": 0, "rows": 0, "max_rows": 0, "prefills": 0}
+        # decode forwards, rows they carried, the largest batch (evidence of batching), the
+        # most requests decoded at once, and requests ended by a client leaving or a timeout
+        self.stats = dict.fromkeys(
+            ("forwards", "rows", "max_rows", "prefills", "max_active", "cancelled", "timeouts"), 0
+        )
         self._thread = threading.Thread(target=self._loop, name=f"lmlab-{name}", daemon=True)
         self._thread.start()
 
@@ -187,6 +190,10 @@ class ModelWorker:
     def _end(self, req: GenRequest, what: Any) -> None:
         with self._lock:
             self._inflight -= 1
+        if req.cancelled.is_set():
+            self.stats["cancelled"] += 1
+        elif isinstance(what, RequestTimeout):
+            self.stats["timeouts"] += 1
         if not req.cancelled.is_set():
             self._emit(req, what)
 
@@ -221,6 +228,8 @@ class ModelWorker:
             self._prefill(chunk)
         if len(self._groups) > 1:
             self._join_groups()
+        active = sum(len(g.members) for g in self._groups)
+        self.stats["max_active"] = max(self.stats["max_active"], active)
 
     def _prefill(self, reqs: list[GenRequest]) -> None:
         try:
