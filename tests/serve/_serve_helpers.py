@@ -9,7 +9,7 @@ import numpy as np
 API_KEY = "test-key-123"
 TINY = ["--steps", "6", "--batch-size", "4", "--context", "32", "--eval-every", "1000",
         "--set", "train.eval_batches=1", "--set", "train.sample_tokens=0",
-        "--set", "train.log_every=100"]  # fmt: skip
+        "--set", "train.log_every=100", "--set", "train.threads=1"]  # fmt: skip
 CORPUS = "builtin:shakespeare-sonnets"
 
 

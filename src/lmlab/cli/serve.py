@@ -57,7 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="requests in flight per model before answering 429 (default 256)",
     )
     p.add_argument("--no-batch", action="store_true", help="one forward per request (no batching)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the models (default: half the cores shared among the models)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--log-level", default="warning", choices=["warning", "info", "debug"])
     p.set_defaults(func=run)
@@ -88,7 +93,6 @@ def _listen(host: str, port: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     import uvicorn
 
     from lmlab.errors import LmlabError
@@ -104,8 +108,8 @@ def run(args: argparse.Namespace) -> int:
             raise LmlabError(f"{name} must be at least 1, got {value}")
     if args.timeout <= 0:
         raise LmlabError(f"--timeout must be positive, got {args.timeout}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise LmlabError(f"--threads must be at least 1, got {args.threads}")
     registry = load_registry(args.run, args.device)
     api_key = args.api_key or os.environ.get("LMLAB_API_KEY") or None
     settings = ServeSettings(
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         batch=not args.no_batch,
         max_batch=args.max_batch,
         max_requests=args.max_requests,
+        threads=args.threads,
     )
     app = create_app(registry, settings)
     sock = _listen(args.host, args.port)

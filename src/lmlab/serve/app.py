@@ -39,6 +39,7 @@ def create_app(registry: Registry, settings: ServeSettings | None = None) -> Fas
             max_batch=settings.max_batch,
             window_s=settings.batch_window_s,
             max_requests=settings.max_requests,
+            threads=settings.threads,
         )
         try:
             yield

@@ -94,7 +94,8 @@ class ModelWorker:
     """The thread that owns one model and decodes all its requests in batches.
 
     ``batch=False`` keeps one forward per request (still interleaved); ``window_s`` is how
-    long an idle worker waits after a first request for others to batch with it.
+    long an idle worker waits after a first request for others to batch with it;
+    ``threads`` sets torch's intra-op threads (process-wide) when the worker starts.
     """
 
     def __init__(
@@ -106,8 +107,10 @@ class ModelWorker:
         max_batch: int = 64,
         window_s: float = 0.004,
         max_requests: int = 256,
+        threads: int | None = None,
     ) -> None:
         self.model, self.tok, self.name = model, tokenizer, name
+        self.threads = threads
         self.batch, self.max_batch, self.window_s = batch, max_batch, window_s
         self.max_requests = max_requests
         self.device = next(iter(model.parameters()), torch.empty(0)).device
@@ -142,6 +145,10 @@ class ModelWorker:
 
     # ---- the worker thread -----------------------------------------------------------------
     def _loop(self) -> None:
+        if self.threads:
+            # torch's intra-op pool is shared by the process; small decoding steps run
+            # fastest on few threads (a busy core stalls every parallel region's barrier)
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             while True:
                 new = self._collect(block=not self._groups)

@@ -125,16 +125,32 @@ class Registry:
                 raise LmlabError(f"two models are named {m.name!r}; name them with --run NAME=PATH")
             self.models[m.name] = m
 
-    def start_workers(self, **worker_options: Any) -> None:
-        for m in self.models.values():
-            if m.kind == "lm" and m.worker is None:
-                m.worker = ModelWorker(m.run.model, m.run.tokenizer, m.name, **worker_options)
+    def start_workers(self, threads: int | None = None, **worker_options: Any) -> None:
+        """One worker thread per language model. ``threads`` (torch's intra-op threads,
+        process-wide) defaults to half the cores shared among the models, at least 1."""
+        import os
+
+        import torch
+
+        lms = [m for m in self.models.values() if m.kind == "lm"]
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // (2 * max(1, len(lms))))
+        self._saved_threads = torch.get_num_threads()
+        for m in lms:
+            if m.worker is None:
+                m.worker = ModelWorker(
+                    m.run.model, m.run.tokenizer, m.name, threads=threads, **worker_options
+                )
 
     def close(self) -> None:
         for m in self.models.values():
             if m.worker is not None:
                 m.worker.close()
                 m.worker = None
+        if getattr(self, "_saved_threads", None):
+            import torch
+
+            torch.set_num_threads(self._saved_threads)
 
     def get(self, name: str | None, kind: str | None = None) -> ServedModel:
         from lmlab.serve.errors import APIError

@@ -1,0 +1,152 @@
+"""The model worker: batched decoding gives exactly the engine's tokens, for every family."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from lmlab.generate import SamplingParams, generate
+from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerConfig
+from lmlab.models.ngram import NGramLM
+from lmlab.models.nplm import NPLM, NPLMConfig
+from lmlab.serve import states
+from lmlab.serve.batcher import FINISHED, GenRequest, ModelWorker
+from lmlab.tokenize import CharTokenizer
+
+TEXT = "abcdefghij klmnop\n"
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """One torch thread here too (as the server's workers on 2 cores): tiny steps on two
+    threads crawl when another process holds a core. Restored afterwards."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def tok() -> CharTokenizer:
+    return CharTokenizer.train([TEXT])
+
+
+def build(family: str, tok: CharTokenizer):
+    torch.manual_seed(0)
+    v = tok.vocab_size
+    if family == "gpt2":
+        return Transformer(
+            TransformerConfig(vocab_size=v, context_length=16, n_layer=1, n_head=2, d_model=16)
+        )
+    if family == "llama":
+        return Transformer(TransformerConfig(vocab_size=v, context_length=16, n_layer=2, n_head=2,
+                                             d_model=16, block="llama"))  # fmt: skip
+    if family in ("lstm", "gru"):
+        return RNNLanguageModel(RNNConfig(vocab_size=v, embed_dim=8, hidden_size=16, cell=family))
+    if family == "nplm":
+        return NPLM(NPLMConfig(vocab_size=v, context=3, embed_dim=8, hidden_size=16))
+    ids = np.array(tok.encode(TEXT * 20 + "abc abd fgh"))
+    return NGramLM.fit(ids, 3, v, tok.eos_id)
+
+
+PROMPTS = ["abc", "abd", "ghij kl", "ab", "abc"]
+PARAMS = [
+    SamplingParams(max_new_tokens=40, seed=0, top_p=0.9),
+    SamplingParams(max_new_tokens=40, seed=1, temperature=0.7, top_k=5),
+    SamplingParams(max_new_tokens=40, seed=2, repetition_penalty=1.3, min_p=0.05),
+    SamplingParams(max_new_tokens=40, seed=3, n=2),
+    SamplingParams(max_new_tokens=40, seed=4, stop=["k"]),
+]
+
+
+def run_worker(worker: ModelWorker, tok, prompts, params, **kw) -> list[list[str]]:
+    outs: list[dict[int, list[str]]] = [{} for _ in prompts]
+    done = [threading.Event() for _ in prompts]
+    errors: list[Exception] = []
+
+    def emitter(k: int):
+        def emit(item) -> None:
+            if item == FINISHED:
+                done[k].set()
+            elif isinstance(item, Exception):
+                errors.append(item)
+                done[k].set()
+            else:
+                outs[k].setdefault(item.index, []).append(item.text)
+
+        return emit
+
+    for k, (p, sp) in enumerate(zip(prompts, params, strict=True)):
+        worker.submit(GenRequest(tok.encode(p), sp, emitter(k), **kw))
+    assert all(d.wait(20) for d in done) and not errors
+    return [["".join(outs[k][i]) for i in range(sp.n)] for k, sp in enumerate(params)]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "lstm", "gru", "nplm", "ngram"])
+@pytest.mark.parametrize("batch", [True, False])
+def test_worker_tokens_equal_the_engine(tok, family: str, batch: bool) -> None:
+    """Same seeds, same texts: with five concurrent requests (one with n=2, one with a stop
+    string, the windows of the 16-token Transformers sliding), batched or not."""
+    model = build(family, tok).eval()
+    worker = ModelWorker(model, tok, family, batch=batch, window_s=0.05, threads=1)
+    try:
+        got = run_worker(worker, tok, PROMPTS, PARAMS, logprobs=True, top_logprobs=2)
+    finally:
+        worker.close()
+    want = [
+        [c.text for c in generate(model, tok, p, sp)] for p, sp in zip(PROMPTS, PARAMS, strict=True)
+    ]
+    assert got == want
+    if batch:
+        assert worker.stats["max_rows"] >= 2  # equal-length prompts (Transformer) or any rows
+        if family not in ("gpt2", "llama"):
+            assert worker.stats["max_rows"] == 6  # every row of every request in one forward
+    else:
+        assert worker.stats["max_rows"] <= 2  # one request (n=2) per forward
+
+
+def test_states_join_and_select_rows(tok) -> None:
+    lstm = build("lstm", tok).eval()
+    ids = torch.tensor([tok.encode("abcd"), tok.encode("ghij")])
+    with torch.inference_mode():
+        s0, s1 = lstm.new_state(1), lstm.new_state(1)
+        lstm(ids[:1], s0), lstm(ids[1:], s1)
+        joined = states.join([s0, s1])
+        both = lstm(torch.tensor([[3], [4]]), joined)[:, -1]
+        second = states.select(joined, [1])
+        assert joined.hidden[0].shape[1] == 2 and second.hidden[0].shape[1] == 1
+        alone = lstm(torch.tensor([[4]]), s1)[:, -1]
+    assert torch.allclose(both[1], alone[0], atol=1e-6)
+    gpt = build("gpt2", tok).eval()
+    a, b, c = gpt.new_state(1), gpt.new_state(1), gpt.new_state(1)
+    with torch.inference_mode():
+        gpt(ids[:1], a), gpt(ids[1:], b), gpt(ids[:1, :2], c)
+    assert states.can_join(a, b) and not states.can_join(a, c)  # KV caches at other positions
+    assert states.can_join(s0, s1) and not states.can_join(a, s0)
+    assert states.join([a, b]).k[0].shape[0] == 2
+
+
+def test_full_worker_refuses_and_cancelled_requests_stop(tok) -> None:
+    from lmlab.serve.batcher import QueueFull
+
+    model = build("lstm", tok).eval()
+    worker = ModelWorker(model, tok, "lstm", max_requests=1, threads=1)
+    seen: list = []
+    started = threading.Event()
+
+    def emit(item) -> None:
+        seen.append(item)
+        started.set()
+
+    req = GenRequest(tok.encode("ab"), SamplingParams(max_new_tokens=10**6), emit)
+    worker.submit(req)
+    assert started.wait(10)
+    with pytest.raises(QueueFull):
+        worker.submit(GenRequest(tok.encode("ab"), SamplingParams(), emit))
+    req.cancelled.set()
+    worker.close()
+    assert worker.inflight == 0 and worker.stats["cancelled"] == 1
+    assert FINISHED not in seen and len(seen) < 10**6
