@@ -97,6 +97,7 @@ def tiny_add():
 
 def test_greedy_exact_match_equals_teacher_forced_all_correct() -> None:
     # A model trained a little on a small task gets some answers right and some wrong.
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and deterministic
     torch.manual_seed(0)
     task = get_task("add", digits=1)
     split = make_split(task, 80, 20, 0)

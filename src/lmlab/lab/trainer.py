@@ -40,10 +40,10 @@ class RunSpec:
     steps: int  # optimizer steps
     seed: int = 0  # model initialisation and batch order
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float | None = None  # None: auto_lr(width), 1e-2 up to width 64, then 1e-2 * 64 / width
     weight_decay: float = 0.1
     warmup: int = 50
-    block: str = "llama"
+    block: str = "gpt2"
     n_test: int = 500
     evals: int = 8  # checkpoints evaluated along training (log-spaced, plus step 0)
     data_seed: int = 0  # the split; fixed across a sweep so every run sees the same test set
@@ -87,7 +87,7 @@ def parse_size(size: str) -> tuple[int, int, int]:
 
 
 def model_config(
-    size: str, vocab_size: int, seq_len: int, block: str = "llama"
+    size: str, vocab_size: int, seq_len: int, block: str = "gpt2"
 ) -> TransformerConfig:
     width, layers, heads = parse_size(size)
     return TransformerConfig(
@@ -98,6 +98,13 @@ def model_config(
         d_model=width,
         block=block,
     )
+
+
+def auto_lr(size: str) -> float:
+    """Peak learning rate by width: 1e-2 up to width 64, then falling as 1/width (wider
+    models need smaller steps; one fixed rate would handicap the large end of a sweep)."""
+    width = parse_size(size)[0]
+    return 1e-2 * min(1.0, 64 / width)
 
 
 def eval_steps(steps: int, evals: int) -> list[int]:
@@ -122,9 +129,8 @@ def train_and_evaluate(spec: RunSpec, progress: bool = False) -> RunResult:
 
     torch.manual_seed(spec.seed)
     model = build_model("transformer", model_config(spec.size, len(vocab), seq_len, spec.block))
-    cfg = TrainConfig(
-        steps=spec.steps, lr=spec.lr, weight_decay=spec.weight_decay, warmup=spec.warmup
-    )
+    lr = spec.lr or auto_lr(spec.size)
+    cfg = TrainConfig(steps=spec.steps, lr=lr, weight_decay=spec.weight_decay, warmup=spec.warmup)
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(spec.seed)
     ids, mask = train.ids, train.target_mask()
@@ -149,7 +155,7 @@ def train_and_evaluate(spec: RunSpec, progress: bool = False) -> RunResult:
         if step == spec.steps:
             break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, spec.lr, cfg.final_lr, spec.warmup, spec.steps)
+            g["lr"] = lr_at(step, lr, cfg.final_lr, spec.warmup, spec.steps)
         idx = torch.randint(len(ids), (spec.batch_size,), generator=gen)
         x, m = ids[idx], mask[idx]
         logits = model(x[:, :-1])

@@ -41,7 +41,7 @@ class FewShot(Task):
 
     @property
     def chance(self) -> float:
-        return 0.25
+        return 1.0 / self.alphabet  # a guessed letter; the four choices give 1/4
 
     def sample(self, rng: np.random.Generator) -> Example:
         k = self.alphabet

@@ -1,0 +1,139 @@
+"""``lmlab lab report``: one HTML page (plus Markdown) per results database.
+
+For each task: the verdicts in plain words (emergence, mirage, scaling fit), the figures
+of :mod:`lmlab.lab.plots` (written next to the page and embedded in it, so the HTML file
+alone is enough to share), and a table of every size's final metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from lmlab.config import atomic_write_text
+from lmlab.lab import results as db
+from lmlab.lab.analysis import TaskAnalysis, analyse
+from lmlab.lab.metrics import METRICS
+from lmlab.lab.plots import all_figures
+
+CAPTIONS = {
+    "mirage": "Left: the all-or-nothing metric. Right: continuous metrics of the same runs, "
+    "each rescaled from its worst (0) to its best (1) value.",
+    "params": "Every metric at the end of training against the number of parameters "
+    "(bands: min to max over seeds).",
+    "compute": "Every checkpoint against training compute, 6 · parameters · tokens.",
+    "step": "Every checkpoint against the training step.",
+    "loss_fit": "Test loss on the answer tokens against parameters, with the power-law fit.",
+}
+
+
+def _fmt(v: float) -> str:
+    if v != v:  # NaN
+        return "—"
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def summary_markdown(a: TaskAnalysis) -> str:
+    """The task's verdicts and final-metric table as Markdown."""
+    lines = [f"### {a.task}", ""]
+    for sa in a.settings:
+        c = sa.curve
+        lines.append(f"**{c.label}** ({c.seeds} seed{'s' if c.seeds > 1 else ''} per size)")
+        lines.append("")
+        heads = ["size", "parameters", *(METRICS[m].label for m in a.metrics)]
+        lines.append("| " + " | ".join(heads) + " |")
+        lines.append("|" + "---|" * len(heads))
+        for i, size in enumerate(c.sizes):
+            cells = [size, f"{int(c.n_params[i]):,}", *(_fmt(c.mean[m][i]) for m in a.metrics)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        for v in _verdicts(sa):
+            lines.append(f"- {v}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _verdicts(sa) -> list[str]:
+    out = [e.verdict for e in sa.emergence]
+    out += [m.verdict for m in sa.mirage]
+    out.append(
+        "Scaling: " + sa.fit.describe("test loss") + "."
+        if sa.fit is not None
+        else f"Scaling: no fit ({sa.fit_note})."
+    )
+    return out
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+
+
+def _md_table_to_html(md: str) -> str:
+    rows = [r for r in md.splitlines() if r.startswith("|") and not r.startswith("|---")]
+    if not rows:
+        return ""
+    cells = [[html.escape(c.strip()) for c in r.strip("|").split("|")] for r in rows]
+    head = "".join(f"<th>{c}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
+td, th { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+.verdict { background: #f5f7fa; border-left: 4px solid #4a7; padding: 0.4em 0.8em; margin: 0.4em 0; }
+.caption { color: #555; font-size: 0.9em; }
+"""
+
+
+def write_report(db_path: str | Path, out: str | Path, tasks: list[str] | None = None) -> Path:
+    """Analyse every task in ``db_path`` and write ``out/report.html`` (and figures,
+    ``report.md``); returns the HTML path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    con = db.connect(db_path, create=False)
+    try:
+        names = tasks or db.tasks_in(con)
+        analyses = [analyse(con, t) for t in names]
+    finally:
+        con.close()
+    parts = [f"<h1>lmlab emergence lab: {html.escape(Path(db_path).name)}</h1>"]
+    md = [f"# lmlab emergence lab: {Path(db_path).name}", ""]
+    for a in analyses:
+        prefix = re.sub(r"[^A-Za-z0-9]+", "_", a.task).strip("_") + "_"
+        figs = all_figures(a, out, prefix)
+        wall = sum(r["wall_s"] or 0 for r in a.runs)
+        parts.append(f"<h2>{html.escape(a.task)}</h2>")
+        parts.append(
+            f"<p>{len(a.runs)} runs, {len({r['size'] for r in a.runs})} sizes from "
+            f"{min(r['n_params'] for r in a.runs):,} to {max(r['n_params'] for r in a.runs):,} "
+            f"parameters, {wall / 60:.1f} min of training in total. Answers are "
+            f"{a.answer_tokens or 'a variable number of'} tokens long with &lt;eos&gt;.</p>"
+        )
+        task_md = summary_markdown(a)
+        md.append(task_md)
+        for sa in a.settings:
+            parts.append(f"<h3>{html.escape(sa.curve.label)}</h3>")
+            parts += [f'<div class="verdict">{html.escape(v)}</div>' for v in _verdicts(sa)]
+        parts.append("<h3>Final metrics</h3>" + _md_table_to_html(task_md))
+        for name, path in figs.items():
+            parts.append(_img(path) + f'<div class="caption">{html.escape(CAPTIONS[name])}</div>')
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>lmlab lab report</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}"
+        "<p class='caption'>Metrics: exact match and multiple-choice accuracy are all-or-nothing; "
+        "per-token accuracy, edit distance, log-likelihood, loss and the Brier score are "
+        "continuous. Emergence: near chance (≤ 10% of the way to perfect) at the smallest "
+        "size, near perfect (≥ 90%) at the largest, with at least half of the rise between "
+        "two neighbouring sizes.</p></body></html>"
+    )
+    page_path = out / "report.html"
+    atomic_write_text(page_path, page)
+    atomic_write_text(out / "report.md", "\n".join(md))
+    return page_path
