@@ -120,13 +120,34 @@ def test_states_join_and_select_rows(tok) -> None:
         assert joined.hidden[0].shape[1] == 2 and second.hidden[0].shape[1] == 1
         alone = lstm(torch.tensor([[4]]), s1)[:, -1]
     assert torch.allclose(both[1], alone[0], atol=1e-6)
-    gpt = build("gpt2", tok).eval()
-    a, b, c = gpt.new_state(1), gpt.new_state(1), gpt.new_state(1)
+    assert states.can_join(s0, s1) and not states.can_join(s0, build("gpt2", tok).new_state(1))
+
+
+@pytest.mark.parametrize("block", ["gpt2", "llama"])
+def test_ragged_kv_cache_decodes_each_row_at_its_own_position(tok, block: str) -> None:
+    """Rows of different lengths joined into one cache give each row's own logits."""
+    model = build(block, tok).eval()
+    prompts = [tok.encode(p) for p in ("abc", "ghij kl", "a")]
     with torch.inference_mode():
-        gpt(ids[:1], a), gpt(ids[1:], b), gpt(ids[:1, :2], c)
-    assert states.can_join(a, b) and not states.can_join(a, c)  # KV caches at other positions
-    assert states.can_join(s0, s1) and not states.can_join(a, s0)
-    assert states.join([a, b]).k[0].shape[0] == 2
+        alone = []
+        for p in prompts:
+            st = model.new_state(1)
+            model(torch.tensor([p]), st)
+            alone.append((st, [model(torch.tensor([[t]]), st)[0, -1] for t in (4, 5, 6)]))
+        parts = []
+        for p in prompts:
+            st = model.new_state(1)
+            model(torch.tensor([p]), st)
+            parts.append(st)
+        assert states.can_join(parts[0], parts[1])  # positions 3 and 7
+        joined = states.join(parts)
+        assert states.positions(joined) == [3, 7, 1]
+        for step, t in enumerate((4, 5, 6)):
+            logits = model(torch.full((3, 1), t), joined)[:, -1]
+            for r in range(3):
+                assert torch.allclose(logits[r], alone[r][1][step], atol=1e-5)
+        two = states.select(joined, [2, 0])
+        assert states.positions(two) == [4, 6] and two.k[0].shape[0] == 2
 
 
 def test_full_worker_refuses_and_cancelled_requests_stop(tok) -> None:

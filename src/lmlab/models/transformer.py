@@ -103,9 +103,13 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.pos = 0  # tokens already in the cache
         self.capacity = cfg.context_length
+        # Ragged batches (a server decoding requests of different lengths together): the
+        # tokens of each row, (B,) int64; None while every row has ``pos`` tokens.
+        self.lengths: torch.Tensor | None = None
 
     def reset(self) -> None:
         self.pos = 0
+        self.lengths = None
 
 
 class RMSNorm(nn.Module):
@@ -163,6 +167,8 @@ class Attention(nn.Module):
         v = v.view(B, T, self.n_kv, self.hd).transpose(1, 2)
         if rope is not None:
             q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
+        if cache is not None and cache.lengths is not None:  # ragged rows, one token each
+            return self._attend_ragged(q, k, v, cache, layer)
         if cache is None:
             is_causal, mask = True, None
         else:
@@ -188,6 +194,25 @@ class Attention(nn.Module):
         )
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.proj(y)
+
+    def _attend_ragged(self, q, k, v, cache: KVCache, layer: int) -> torch.Tensor:
+        """One new token per row, row b at position ``cache.lengths[b]``: write its key and
+        value there and let it attend to its own row's keys only."""
+        B, _, _, hd = q.shape
+        pos = cache.lengths  # (B,)
+        rows = torch.arange(B, device=q.device)
+        cache.k[layer][rows, :, pos] = k[:, :, 0]
+        cache.v[layer][rows, :, pos] = v[:, :, 0]
+        n = int(pos.max()) + 1
+        mask = torch.arange(n, device=q.device) <= pos[:, None]  # (B, n): own keys so far
+        y = F.scaled_dot_product_attention(
+            q,
+            cache.k[layer][:, :, :n],
+            cache.v[layer][:, :, :n],
+            attn_mask=mask[:, None, None, :],
+            enable_gqa=self.n_kv != self.n_head,
+        )
+        return self.proj(y.transpose(1, 2).reshape(B, 1, self.n_head * hd))
 
 
 class MLP(nn.Module):
@@ -279,6 +304,8 @@ class Transformer(LanguageModel):
     def hidden_states(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
         """Final normalised hidden states ``(B, T, d)`` (for pooled embeddings and probes)."""
         B, T = ids.shape
+        if state is not None and state.lengths is not None:
+            return self._hidden_ragged(ids, state)
         start = state.pos if state is not None else 0
         if start + T > self.config.context_length:
             raise LmlabError(
@@ -295,6 +322,26 @@ class Transformer(LanguageModel):
             x = block(x, rope, state, i)
         if state is not None:
             state.pos += T
+        return self.ln_f(x)
+
+    def _hidden_ragged(self, ids: torch.Tensor, state: KVCache) -> torch.Tensor:
+        """One token per row, each at its own position (``state.lengths``)."""
+        if ids.shape[1] != 1:
+            raise LmlabError("a ragged KV cache takes one token per row at a time")
+        pos = state.lengths
+        if int(pos.max()) >= self.config.context_length:
+            raise LmlabError(f"a row exceeds the context length {self.config.context_length}")
+        x = self.tok_emb(ids)
+        rope = None
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(pos)[:, None]
+        else:  # (B, 1, 1, hd/2): broadcast over heads and the one position
+            rope = (self.rope_cos[pos][:, None, None], self.rope_sin[pos][:, None, None])
+        x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, state, i)
+        state.lengths = pos + 1
+        state.pos = int(state.lengths.max())
         return self.ln_f(x)
 
     def forward(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:

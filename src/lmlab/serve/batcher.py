@@ -323,13 +323,28 @@ class ModelWorker:
             g.state = states.select(g.state, keep_rows)
         g.members = keep
         ctx = self.model.context_length
-        if ctx is not None and getattr(g.state, "pos", 0) >= ctx:
-            # The window is full: restart from the last half of the context (as the engine).
-            window = [h[-(ctx // 2) :] for a in keep for h in a.history]
-            g.state = self.model.new_state(len(window), self.device)
-            g.logits = self.model(torch.tensor(window, device=self.device), g.state)[:, -1]
-        else:
-            g.logits = self.model(torch.cat(next_ids)[:, None], g.state)[:, -1]
+        pos = states.positions(g.state)
+        if ctx is not None and pos is not None and max(pos) >= ctx:
+            # Requests whose window is full restart from the last half of their context
+            # (as the engine does), in a group of their own; the others decode on.
+            stay, stay_rows, stay_ids, off = [], [], [], 0
+            for a, nxt in zip(keep, next_ids, strict=True):
+                if pos[off] >= ctx:
+                    window = [h[-(ctx // 2) :] for h in a.history]
+                    state = self.model.new_state(len(window), self.device)
+                    logits = self.model(torch.tensor(window, device=self.device), state)[:, -1]
+                    self._groups.append(_Group(state, logits, [a]))
+                else:
+                    stay.append(a)
+                    stay_rows.extend(range(off, off + a.n))
+                    stay_ids.append(nxt)
+                off += a.n
+            if not stay:
+                self._groups.remove(g)
+                return
+            g.state, g.members, next_ids = states.select(g.state, stay_rows), stay, stay_ids
+            keep_rows = stay_rows
+        g.logits = self.model(torch.cat(next_ids)[:, None], g.state)[:, -1]
         self.stats["forwards"] += 1
         self.stats["rows"] += len(keep_rows)
         self.stats["max_rows"] = max(self.stats["max_rows"], len(keep_rows))

@@ -1,11 +1,12 @@
 """Joining and slicing the decoding states of several sequences, per model family.
 
 Batching requests through one forward needs their decoding states side by side in one
-batch: the LSTM's hidden state and the n-gram/NPLM history are per row, so any rows can
-be joined; the Transformer's KV cache has one position for the whole batch, so only rows
-at the same position can share a cache (requests whose prompts have the same length and
-that started together). A family whose state is unknown here is never joined: its
-requests still run, one forward each.
+batch. The LSTM's hidden state and the n-gram/NPLM history are per row, so any rows can be
+joined. The Transformer's KV cache can hold rows of different lengths as a *ragged* cache
+(``KVCache.lengths``: each row's own position; the model then decodes one token per row,
+each at its position, attending to its own keys only), so requests of any prompt length
+share one forward too. A state this module does not know is never joined: its requests
+still run, one forward each.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _hidden_select(h: Any, idx: torch.Tensor) -> Any:
 
 
 def kind(state: Any) -> str | None:
-    """``kv`` (one position per batch), ``rows`` (independent rows) or None (unknown)."""
+    """``kv`` (a Transformer cache), ``rows`` (independent rows) or None (unknown)."""
     if isinstance(state, KVCache):
         return "kv"
     if getattr(state, "hidden", None) is not None or isinstance(
@@ -41,12 +42,40 @@ def kind(state: Any) -> str | None:
     return None
 
 
+def rows(state: Any) -> int:
+    if isinstance(state, KVCache):
+        return state.k[0].shape[0]
+    if getattr(state, "hidden", None) is not None:
+        h = state.hidden
+        return (h[0] if isinstance(h, tuple) else h).shape[1]
+    return state.history.shape[0]
+
+
+def positions(state: Any) -> list[int] | None:
+    """Tokens in each row of a KV cache (None for other states)."""
+    if not isinstance(state, KVCache):
+        return None
+    if getattr(state, "lengths", None) is not None:
+        return state.lengths.tolist()
+    return [state.pos] * rows(state)
+
+
 def can_join(a: Any, b: Any) -> bool:
     """Whether two states can become one batch."""
     ka, kb = kind(a), kind(b)
     if ka is None or ka != kb or type(a) is not type(b):
         return False
-    return ka == "rows" or (a.pos == b.pos and a.capacity == b.capacity)
+    if ka == "rows":
+        return True
+    same = a.capacity == b.capacity and a.k[0].dtype == b.k[0].dtype
+    ragged = hasattr(a, "lengths")  # a model that decodes rows at their own positions
+    return same and (ragged or a.pos == b.pos)
+
+
+def _lengths(s: KVCache) -> torch.Tensor:
+    if s.lengths is not None:
+        return s.lengths
+    return torch.full((rows(s),), s.pos, dtype=torch.long, device=s.k[0].device)
 
 
 def join(states: list[Any]) -> Any:
@@ -57,6 +86,9 @@ def join(states: list[Any]) -> Any:
     if isinstance(out, KVCache):
         out.k = [torch.cat([s.k[i] for s in states]) for i in range(len(out.k))]
         out.v = [torch.cat([s.v[i] for s in states]) for i in range(len(out.v))]
+        if any(getattr(s, "lengths", None) is not None or s.pos != out.pos for s in states):
+            out.lengths = torch.cat([_lengths(s) for s in states])
+            out.pos = int(out.lengths.max())
     elif getattr(out, "hidden", None) is not None:
         out.hidden = _hidden_cat([s.hidden for s in states])
     else:
@@ -64,19 +96,22 @@ def join(states: list[Any]) -> Any:
     return out
 
 
-def select(state: Any, rows: list[int]) -> Any:
-    """A state with only ``rows`` (in that order)."""
+def select(state: Any, keep: list[int]) -> Any:
+    """A state with only the rows ``keep`` (in that order)."""
     out = copy.copy(state)
     if isinstance(out, KVCache):
-        idx = torch.tensor(rows, dtype=torch.long, device=state.k[0].device)
+        idx = torch.tensor(keep, dtype=torch.long, device=state.k[0].device)
         out.k = [k.index_select(0, idx) for k in state.k]
         out.v = [v.index_select(0, idx) for v in state.v]
+        if getattr(state, "lengths", None) is not None:
+            out.lengths = state.lengths.index_select(0, idx)
+            out.pos = int(out.lengths.max())
     elif getattr(out, "hidden", None) is not None:
         h = state.hidden
         dev = (h[0] if isinstance(h, tuple) else h).device
-        out.hidden = _hidden_select(h, torch.tensor(rows, dtype=torch.long, device=dev))
+        out.hidden = _hidden_select(h, torch.tensor(keep, dtype=torch.long, device=dev))
     elif isinstance(getattr(out, "history", None), torch.Tensor):
-        idx = torch.tensor(rows, dtype=torch.long, device=state.history.device)
+        idx = torch.tensor(keep, dtype=torch.long, device=state.history.device)
         out.history = state.history.index_select(0, idx)
     else:
         raise ValueError(f"cannot select rows of a {type(state).__name__}")
