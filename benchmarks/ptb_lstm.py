@@ -60,14 +60,16 @@ COMMON_TRAIN = {
 }
 
 
-def train_lstm(recipe: str, data_dir: Path, vocab: int, seconds: float, out: Path) -> dict:
+def train_lstm(recipe: str, data_dir: Path, vocab: int, seconds: float, out: Path, tokens) -> dict:
     r = RECIPES[recipe]
     model_cfg = {**COMMON_MODEL, **r["model"]}
     train_cfg = {**COMMON_TRAIN, **r["train"]}
     probe = build_model(
         "rnn", {k: v for k, v in model_cfg.items() if k != "family"} | {"vocab_size": vocab}
     )
-    steps = steps_in(seconds, probe, vocab, train_cfg["batch_size"], CONTEXT, train_cfg)
+    steps = steps_in(
+        seconds, probe, vocab, train_cfg["batch_size"], CONTEXT, train_cfg, tokens=tokens
+    )
     cfg = {
         "data": {"dataset": str(data_dir)},
         "tokenizer": {"kind": "word"},
@@ -96,7 +98,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--minutes", type=float, default=30.0, help="LSTM training budget")
-    ap.add_argument("--recipe", choices=sorted(RECIPES), default="medium")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="small")
     ap.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     ap.add_argument("--keep", type=Path, help="keep the LSTM run directory here")
     args = ap.parse_args()
@@ -131,7 +133,9 @@ def main() -> None:
             ]
         ]
         out = args.keep or work / "lstm"
-        r = train_lstm(args.recipe, split.path, split.tokenizer.vocab_size, args.minutes * 60, out)
+        r = train_lstm(
+            args.recipe, split.path, split.tokenizer.vocab_size, args.minutes * 60, out, split.train
+        )
         model = r["model"].eval()
         valid, test = stream_ppl(model, split.valid, eos), stream_ppl(model, split.test, eos)
         epochs = r["tokens"] / len(split.train)
