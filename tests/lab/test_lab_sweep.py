@@ -111,6 +111,7 @@ def test_report_has_plots_and_verdicts(swept: Path, tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 5
     assert "add:digits=1" in html and "Scaling: test loss" in html
     assert "exact match" in html and "per-token accuracy" in html
+    assert "Along training (32x1, the largest size)" in html
     for name in ("mirage", "params", "compute", "step", "loss_fit"):
         assert (tmp_path / "rep" / f"add_digits_1_{name}.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")

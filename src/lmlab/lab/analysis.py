@@ -55,6 +55,8 @@ class SettingAnalysis:
     fit_note: str
     emergence: list[Emergence] = field(default_factory=list)
     mirage: list[MirageCheck] = field(default_factory=list)
+    # along training, per size (checkpoints averaged over seeds): (size, emergence, mirage)
+    training: list[tuple[str, Emergence, MirageCheck | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -137,11 +139,38 @@ def analyse(con: sqlite3.Connection, task: str) -> TaskAnalysis:
                             METRICS[c].label,
                             METRICS[c].higher_is_better,
                             chance.get(d, 0.0),
-                            token_accuracy=curve.mean["token_accuracy"]
-                            if d == "exact_match"
-                            else None,
-                            answer_tokens=answer_tokens if d == "exact_match" else None,
+                            token_accuracy=curve.mean[c] if c == "token_accuracy" else None,
+                            answer_tokens=answer_tokens if c == "token_accuracy" else None,
                         )
                     )
+        sa.training = _along_training(checkpoints, curve, metrics, chance)
         settings.append(sa)
     return TaskAnalysis(task, chance, answer_tokens, runs, checkpoints, metrics, settings)
+
+
+def _along_training(
+    checkpoints: list[dict[str, Any]], curve: Curve, metrics: list[str], chance: dict[str, float]
+) -> list[tuple[str, Emergence, MirageCheck | None]]:
+    """The emergence detector and mirage check with training steps as the scale, per size."""
+    d = "choice_accuracy" if "choice_accuracy" in metrics else "exact_match"
+    c = "brier" if d == "choice_accuracy" else "token_accuracy"
+    out = []
+    for size in curve.sizes:
+        rows = [
+            r
+            for r in checkpoints
+            if r["size"] == size and r["data"] == curve.data and r["steps"] == curve.steps
+            and r["step"] > 0 and d in r and c in r
+        ]  # fmt: skip
+        steps = sorted({r["step"] for r in rows})
+        if len(steps) < 2:
+            continue
+        dy = [np.mean([r[d] for r in rows if r["step"] == s]) for s in steps]
+        cy = [np.mean([r[c] for r in rows if r["step"] == s]) for s in steps]
+        em = detect_emergence(steps, dy, METRICS[d].label, chance.get(d, 0.0), scale="steps")
+        mc = mirage_check(
+            steps, dy, cy, METRICS[d].label, METRICS[c].label, METRICS[c].higher_is_better,
+            chance.get(d, 0.0), scale="steps",
+        )  # fmt: skip
+        out.append((size, em, mc))
+    return out

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 LOW, HIGH, SHARP_SHARE = 0.1, 0.9, 0.5
+_GROWTH = {"parameters": "model size", "steps": "training", "FLOPs": "compute"}
 
 
 def _fmt_n(x: float) -> str:
@@ -189,7 +190,8 @@ def mirage_check(
         verdict = (
             f"Mirage: {discrete} jumps between {a} and {b} {scale}, but {continuous} had "
             f"already made {before:.0%} of its progress before that and gains only "
-            f"{within:.0%} in the jump interval. The ability improves steadily with scale; "
+            f"{within:.0%} in the jump interval. The ability improves steadily with "
+            f"{_GROWTH.get(scale, scale)}; "
             f"the jump comes from scoring an answer all-or-nothing."
         )
     elif within >= SHARP_SHARE:

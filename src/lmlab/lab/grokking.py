@@ -17,6 +17,7 @@ the work of a step. Test accuracy is measured every ``eval_every`` steps only.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from tqdm import tqdm
 
 from lmlab.config import atomic_write_text
 from lmlab.errors import LmlabError
-from lmlab.models.transformer import Transformer, TransformerConfig
+from lmlab.models.transformer import Transformer, TransformerConfig, _apply_rope
 
 
 @dataclass
@@ -126,6 +127,8 @@ def build_grok_model(cfg: GrokConfig) -> Transformer:
 def answer_logits(model: Transformer, x: torch.Tensor) -> torch.Tensor:
     """``model(x)[:, -1]``, computing the last block's MLP and the head on the last position
     only (no dropout, no cache: the training path of this experiment)."""
+    if len(model.blocks) == 1:
+        return _one_layer_answer_logits(model, x)
     T = x.shape[1]
     h = model.tok_emb(x)
     rope = None
@@ -139,6 +142,40 @@ def answer_logits(model: Transformer, x: torch.Tensor) -> torch.Tensor:
     h = (h + last.attn(last.ln1(h), rope, None, len(early)))[:, -1]
     if last.mlp is not None:
         h = h + last.mlp(last.ln2(h))
+    return model.head(model.ln_f(h))
+
+
+def _one_layer_answer_logits(model: Transformer, x: torch.Tensor) -> torch.Tensor:
+    """:func:`answer_logits` of a 1-layer model. The layer's input at position ``j`` depends
+    only on the token there and ``j``, so its queries, keys and values are computed once per
+    (position, vocabulary entry) and gathered, rather than once per example; attention and
+    everything after it run for the last position only."""
+    B, T = x.shape
+    block = model.blocks[0]
+    attn = block.attn
+    emb = model.tok_emb.weight  # (V, C)
+    pos = model.pos_emb.weight[:T, None] if model.pos_emb is not None else emb.new_zeros(1, 1, 1)
+    inputs = emb[None] + pos  # (T or 1, V, C): the residual stream for every (j, token)
+    table = attn.qkv(block.ln1(inputs))  # (T or 1, V, (nh + 2 nkv) hd)
+    rows = torch.arange(T, device=x.device)[None, :] if table.shape[0] == T else 0
+    q, k, v = table[rows, x].split(
+        [attn.n_head * attn.hd, attn.n_kv * attn.hd, attn.n_kv * attn.hd], dim=-1
+    )  # (B, T, .)
+    q = q[:, -1:].view(B, 1, attn.n_head, attn.hd).transpose(1, 2)  # (B, nh, 1, hd)
+    k = k.view(B, T, attn.n_kv, attn.hd).transpose(1, 2)  # (B, nkv, T, hd)
+    v = v.view(B, T, attn.n_kv, attn.hd).transpose(1, 2)
+    if model.pos_emb is None:  # RoPE: the query sits at position T - 1
+        cos, sin = model.rope_cos[:T], model.rope_sin[:T]
+        q = _apply_rope(q, cos[-1:], sin[-1:])
+        k = _apply_rope(k, cos, sin)
+    if attn.n_kv != attn.n_head:
+        k = k.repeat_interleave(attn.n_head // attn.n_kv, dim=1)
+        v = v.repeat_interleave(attn.n_head // attn.n_kv, dim=1)
+    weights = ((q @ k.transpose(-1, -2)) / math.sqrt(attn.hd)).softmax(-1)  # (B, nh, 1, T)
+    y = (weights @ v).reshape(B, attn.n_head * attn.hd)  # the last query sees every key
+    h = inputs[-1 if pos.shape[0] == T else 0][x[:, -1]] + attn.proj(y)
+    if block.mlp is not None:
+        h = h + block.mlp(block.ln2(h))
     return model.head(model.ln_f(h))
 
 

@@ -47,7 +47,7 @@ def icl_score(
     """ICL score from a mean loss per position ``L[t]`` (the loss of predicting token ``t``).
 
     Defaults: ``late`` = the last position, ``early`` = ``round(late / 10)`` (Olsson's
-    500 vs 50), ``band`` = ``len(L) // 64``; each loss is the mean of ``L`` over
+    500 vs 50), ``band`` = ``len(L) // 32``; each loss is the mean of ``L`` over
     ``[p - band, p + band]`` clipped to the curve.
     """
     loss = np.asarray(position_loss, dtype=np.float64)
@@ -58,7 +58,7 @@ def icl_score(
     early = max(1, round(late / 10)) if early is None else early
     if not 0 <= early < late < T:
         raise LmlabError(f"need 0 <= early ({early}) < late ({late}) < {T} positions")
-    band = T // 64 if band is None else band
+    band = T // 32 if band is None else band
     band = min(band, (late - early) // 2)  # the two bands never overlap
 
     def around(p: int) -> float:

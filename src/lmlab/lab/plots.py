@@ -62,7 +62,9 @@ def _trajectories(a: TaskAnalysis, path: Path, xkey: str, xlabel: str) -> Path:
     sizes = [s for _, s in sorted({(c["n_params"], c["size"]) for c in a.checkpoints})]
     colors = _size_colors(sizes)
     fig, axes = _grid(len(a.metrics))
-    runs = sorted({c["run_id"] for c in a.checkpoints})
+    runs = [
+        r for _, _, r in sorted({(c["n_params"], c["seed"], c["run_id"]) for c in a.checkpoints})
+    ]
     for ax, m in zip(axes, a.metrics, strict=True):
         seen = set()
         for rid in runs:

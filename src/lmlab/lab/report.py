@@ -49,6 +49,16 @@ def summary_markdown(a: TaskAnalysis) -> str:
             cells = [size, f"{int(c.n_params[i]):,}", *(_fmt(c.mean[m][i]) for m in a.metrics)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        if sa.training:
+            lines.append("Along training steps, per size:")
+            lines.append("")
+            lines.append(
+                "| size | discontinuous metric along training | mirage check along training |"
+            )
+            lines.append("|---|---|---|")
+            for size, em, mc in sa.training:
+                lines.append(f"| {size} | {em.kind} | {mc.kind if mc else '—'} |")
+            lines.append("")
         for v in _verdicts(sa):
             lines.append(f"- {v}")
         lines.append("")
@@ -58,6 +68,9 @@ def summary_markdown(a: TaskAnalysis) -> str:
 def _verdicts(sa) -> list[str]:
     out = [e.verdict for e in sa.emergence]
     out += [m.verdict for m in sa.mirage]
+    if sa.training:
+        size, em, mc = sa.training[-1]
+        out.append(f"Along training ({size}, the largest size): {em.verdict} {mc.verdict}")
     out.append(
         "Scaling: " + sa.fit.describe("test loss") + "."
         if sa.fit is not None

@@ -37,8 +37,16 @@ def plan(
     **train: Any,
 ) -> list[RunSpec]:
     """Every combination of the grid as a RunSpec (``train``: other RunSpec fields)."""
-    spec = task_from_spec(task).spec  # canonical spelling, and an early error if unknown
-    sizes = list(sizes)
+    t = task_from_spec(task)  # an early error for an unknown task or parameter
+    spec = t.spec  # the canonical spelling, so equal tasks share run ids
+    sizes, data = list(sizes), list(data)
+    problems = t.all_problems()
+    n_test = train.get("n_test", RunSpec.n_test)
+    if problems is not None and data and max(data) + n_test > len(problems):
+        raise LmlabError(
+            f"task {spec} has {len(problems)} distinct problems, fewer than --data "
+            f"{max(data)} + {n_test} test problems; lower --data or --test-size"
+        )
     for s in sizes:
         parse_size(s)
     try:
@@ -118,15 +126,15 @@ def run_sweep(
             for s in todo:
                 store(train_and_evaluate(s))
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            try:
                 futures = [pool.submit(_work, s) for s in todo]
-                try:
-                    for f in as_completed(futures):
-                        store(f.result())
-                except BaseException:
-                    for f in futures:
-                        f.cancel()
-                    raise
+                for f in as_completed(futures):
+                    store(f.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: don't wait for runs
+                raise
+            pool.shutdown()
     finally:
         if bar is not None:
             bar.close()

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "measurements in a SQLite table. A re-run skips finished runs. Runs in parallel "
         "processes on this machine, or on a Ray cluster with --ray.",
         epilog="example: lmlab lab sweep add:digits=3 --sizes 16x1,32x1,64x2,128x2 "
-        "--data 20000 --steps 1500 --db lab/add.sqlite && lmlab lab report --db lab/add.sqlite",
+        "--data 20000 --steps 1500 --db runs/lab/add.sqlite && lmlab lab report --db runs/lab/add.sqlite",
     )
     p.add_argument("task", help="task spec NAME[:KEY=VALUE,...] (see `lmlab lab tasks`)")
     p.add_argument(
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=_list(int), default=[0], help="seeds (comma list; default 0)")
     p.add_argument(
-        "--db", default="lab/results.sqlite", help="results database (default lab/results.sqlite)"
+        "--db", default="runs/lab/results.sqlite", help="results database (default runs/lab/results.sqlite)"
     )
     p.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: one per core)"
