@@ -146,5 +146,4 @@ def run(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     server = uvicorn.Server(uvicorn_config(app, args.host, port, args.log_level))
     server.run(sockets=[sock])
-    print("lmlab: server stopped", file=sys.stderr)
     return 0

@@ -52,6 +52,8 @@ def create_app(registry: Registry, settings: ServeSettings | None = None) -> Fas
         description="OpenAI-compatible completions, chat completions and embeddings for "
         "lmlab runs, and a web playground at /.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's docs pages load their scripts from a CDN: off
+        redoc_url=None,
     )
     app.state.registry, app.state.settings = registry, settings
     errors.install(app)
