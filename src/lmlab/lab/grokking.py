@@ -34,7 +34,7 @@ from lmlab.models.transformer import Transformer, TransformerConfig, _apply_rope
 @dataclass
 class GrokConfig:
     p: int = 113
-    train_fraction: float = 0.5
+    train_fraction: float = 0.3
     n_layer: int = 1
     d_model: int = 128
     n_head: int = 4

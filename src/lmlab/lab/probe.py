@@ -113,14 +113,18 @@ def probe_run(
     curve = position_losses(model, windows, batch_size, progress)
     score = icl_score(curve)
 
-    special = set(tok.special_tokens.values())
-    seen = np.unique(ids)
-    pool = np.array([i for i in seen if i not in special and i < tok.vocab_size], dtype=np.int64)
-    if len(pool) < 2:
-        raise LmlabError("the text has fewer than 2 distinct ordinary tokens; give a longer text")
     k = min(128, (ctx - 1) // 2)
     if k < 2:
         raise LmlabError(f"context {ctx} is too short for repeated sequences; use --context 8+")
+    # Random tokens among those the text uses (a char tokenizer's byte fallbacks, say, were
+    # never trained), or the whole vocabulary if the text has too few for distinct repeats.
+    special = set(tok.special_tokens.values())
+    pool = np.array([i for i in np.unique(ids) if i not in special and i < tok.vocab_size])
+    if len(pool) < k:
+        pool = np.array([i for i in range(tok.vocab_size) if i not in special])
+        notes.append(
+            f"the text has fewer than {k} distinct tokens: repeats drawn from the vocabulary"
+        )
     reps = repeated_random_tokens(n_repeats, k, pool, seed, bos=tok.eos_id)
     rep_curve = position_losses(model, reps, batch_size)  # L[t] predicts token t + 1
     first = float(rep_curve[1:k].mean())  # tokens 2..k of the first copy (after the bos)
