@@ -33,8 +33,8 @@ def batch_server(serve_runs):
 
 @pytest.fixture(scope="module")
 def slow_server(serve_runs):
-    """Endless generations (no token limit to speak of), a 1.5 s timeout, two requests at most."""
-    srv, reg = make_server({"lstm": serve_runs["lstm"]}, max_tokens=10**6, timeout_s=1.5,
+    """Endless generations (no token limit to speak of), a 2.5 s timeout, two requests at most."""
+    srv, reg = make_server({"lstm": serve_runs["lstm"]}, max_tokens=10**6, timeout_s=2.5,
                            max_requests=2)  # fmt: skip
     with srv:
         yield srv.url, reg
@@ -138,7 +138,7 @@ def test_a_disconnected_plain_request_is_cancelled(slow_server) -> None:
     before = worker.stats["cancelled"]
     with pytest.raises(httpx.TimeoutException):
         httpx.post(url + "/v1/completions", json={"model": "lstm", "prompt": "a", "max_tokens": 10**6},
-                   headers=AUTH, timeout=0.5)  # fmt: skip
+                   headers=AUTH, timeout=0.3)  # fmt: skip
     assert wait_for(lambda: worker.stats["cancelled"] > before and worker.inflight == 0)
 
 
