@@ -101,9 +101,9 @@ def test_worker_tokens_equal_the_engine(tok, family: str, batch: bool) -> None:
     ]
     assert got == want
     if batch:
-        assert worker.stats["max_rows"] >= 2  # equal-length prompts (Transformer) or any rows
-        if family not in ("gpt2", "llama"):
-            assert worker.stats["max_rows"] == 6  # every row of every request in one forward
+        assert worker.stats["max_rows"] == 6  # every row of every request in one forward
+        if family in ("gpt2", "llama"):  # prompts of 2 to 7 tokens prefilled in one forward
+            assert worker.stats["prefills"] == 1
     else:
         assert worker.stats["max_rows"] <= 2  # one request (n=2) per forward
 

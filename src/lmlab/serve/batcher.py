@@ -115,6 +115,10 @@ class ModelWorker:
         self.max_requests = max_requests
         self.device = next(iter(model.parameters()), torch.empty(0)).device
         self.vocab = model_vocab(model, tokenizer)
+        # A Transformer whose KV cache takes rows of different lengths: prompts of any length
+        # are prefilled together, right-padded (causal attention never looks at the padding)
+        probe = model.new_state(1, self.device)
+        self.ragged = batch and hasattr(probe, "lengths") and states.kind(probe) == "kv"
         self._inbox: queue.Queue[GenRequest | None] = queue.Queue()
         self._groups: list[_Group] = []
         self._lock = threading.Lock()
@@ -223,7 +227,7 @@ class ModelWorker:
                     self._emit(req, TokenEvent(i, -1, "", 0.0, finish_reason="length"))
                 self._end(req, FINISHED)
             else:
-                key = len(req.prompt_ids) if self.batch else id(req)
+                key = 0 if self.ragged else len(req.prompt_ids) if self.batch else id(req)
                 buckets.setdefault(key, []).append(req)
         for reqs in buckets.values():
             chunk: list[GenRequest] = []
@@ -242,9 +246,19 @@ class ModelWorker:
         try:
             members = [_Active(r, self.tok, self.vocab, self.device) for r in reqs]
             rows = [h for a in members for h in a.history]
-            ids = torch.tensor(rows, dtype=torch.long, device=self.device)
+            lengths = [len(r) for r in rows]
+            longest = max(lengths)
+            pad = self.tok.eos_id
+            ids = torch.tensor(
+                [r + [pad] * (longest - len(r)) for r in rows], dtype=torch.long, device=self.device
+            )
             state = self.model.new_state(len(rows), self.device)
-            logits = self.model(ids, state)[:, -1]
+            out = self.model(ids, state)
+            last = torch.tensor(lengths, device=self.device) - 1
+            logits = out[torch.arange(len(rows), device=self.device), last]
+            if min(lengths) < longest:  # right-padded rows: each continues from its own length
+                state.lengths = last + 1
+                state.pos = longest
         except Exception as e:
             for r in reqs:
                 self._end(r, e if isinstance(e, LmlabError) else RuntimeError(str(e)))
