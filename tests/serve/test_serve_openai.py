@@ -177,3 +177,13 @@ def test_api_key_is_not_needed_for_health_and_the_playground(server) -> None:
     assert httpx.get(server[0] + "/v1/models").status_code == 401
     ok = httpx.get(server[0] + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"})
     assert ok.status_code == 200
+
+
+def test_echo_returns_the_prompt_before_the_completion(client, server) -> None:
+    r = client.completions.create(model="kn", prompt="Shall", echo=True, max_tokens=3, seed=1)
+    plain = client.completions.create(model="kn", prompt="Shall", max_tokens=3, seed=1)
+    assert r.choices[0].text == "Shall" + plain.choices[0].text
+    tok = server[1].models["kn"].run.tokenizer
+    ids = tok.encode("love")
+    r = client.completions.create(model="kn", prompt=ids, echo=True, max_tokens=2, stream=True)
+    assert "".join(c.choices[0].text for c in r if c.choices).startswith("love")

@@ -198,7 +198,11 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
     want_lp = body.logprobs is not None
     events = token_events(served, prompts, params, settings.timeout_s, want_lp, top)
     cid, created = new_id("cmpl"), int(time.time())
-    echo = [tok.decode(p) if body.echo else "" for p in prompts]
+    texts_in = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    echo = [
+        (t if isinstance(t, str) else tok.decode(p)) if body.echo else ""
+        for t, p in zip(texts_in or [""], prompts, strict=False)
+    ]
 
     def choice(k: int, ev: TokenEvent) -> int:
         return k * n + ev.index
