@@ -52,7 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=_list(int), default=[0], help="seeds (comma list; default 0)")
     p.add_argument(
-        "--db", default="runs/lab/results.sqlite", help="results database (default runs/lab/results.sqlite)"
+        "--db",
+        default="runs/lab/results.sqlite",
+        help="results database (default runs/lab/results.sqlite)",
     )
     p.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: one per core)"
