@@ -7,7 +7,7 @@
 # Every run is measured by exact match beside per-token accuracy, token edit distance and
 # the answer's log-likelihood on 500 held-out problems; the report gives the plots, the
 # power-law fit of the loss and the emergence and mirage verdicts in words.
-# About 12 minutes on 2 busy CPU cores; a re-run reuses finished runs.
+# About 8 minutes on 2 busy CPU cores; a re-run reuses finished runs.
 # The picture it produced here is docs/lab/emergence_addition.png.
 #
 #   bash examples/emergence_addition.sh        # LMLAB=.venv/bin/lmlab if not activated

@@ -121,7 +121,7 @@ def analyse(con: sqlite3.Connection, task: str) -> TaskAnalysis:
             except LmlabError as e:
                 sa.fit_note = str(e)
         else:
-            sa.fit_note = f"only {len(x)} model sizes; a power-law fit needs at least 3"
+            sa.fit_note = f"{len(x)} model size(s); a power-law fit needs at least 3"
         if len(x) >= 2:
             for m in metrics:
                 if METRICS[m].discrete:

@@ -96,7 +96,7 @@ def detect_emergence(
     elif s.max() <= LOW:
         kind = "flat"
         verdict = (
-            f"{metric} stays near chance at every scale ({span}): no ability appears "
+            f"{metric} stays near chance throughout ({span}): no ability appears "
             "in this range; try larger models, more steps or more data."
         )
     elif s[-1] < s[0] - LOW:
@@ -218,4 +218,4 @@ def mirage_check(
 
 
 def _share_words(p: np.ndarray) -> str:
-    return f"{float(p[-1]):.0%} of its best at the largest scale"
+    return f"{float(p[-1]):.0%} of its best value at the end of the range"

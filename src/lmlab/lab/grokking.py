@@ -50,7 +50,7 @@ class GrokConfig:
     eval_every: int = 25
     stop_after_grok: int | None = None  # stop this many steps after test accuracy > 95%
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
 
     def __post_init__(self) -> None:
         if self.p < 3:

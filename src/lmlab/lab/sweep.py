@@ -131,8 +131,10 @@ def run_sweep(
                 futures = [pool.submit(_work, s) for s in todo]
                 for f in as_completed(futures):
                     store(f.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: don't wait for runs
+            except BaseException:  # Ctrl-C or a failed run: stop the other workers too
+                pool.shutdown(wait=False, cancel_futures=True)
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
                 raise
             pool.shutdown()
     finally:
