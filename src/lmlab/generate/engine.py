@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lmlab.errors import LmlabError
+from lmlab.generate.fastdecode import fast_decoder
 from lmlab.generate.sampling import SamplingParams, choose
 from lmlab.models import LanguageModel
 from lmlab.tokenize import Tokenizer
@@ -154,9 +155,14 @@ def generate_stream(
     top_logprobs: int = 0,
     on_long_prompt: str = "crop",
     logprobs: bool = True,
+    fast_decode: bool | None = None,
 ) -> Iterator[TokenEvent]:
     """Yield a :class:`TokenEvent` per generated token for each of ``params.n`` samples
-    (``logprob`` is 0.0 when ``logprobs`` is off and no ``top_logprobs`` are asked for)."""
+    (``logprob`` is 0.0 when ``logprobs`` is off and no ``top_logprobs`` are asked for).
+
+    Transformers on CPU decode with :mod:`lmlab.generate.fastdecode` where it applies
+    (``fast_decode=False`` or ``LMLAB_FAST_DECODE=0`` turn it off); same tokens either way.
+    """
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
     ids = prepare_prompt(model, tokenizer, prompt, on_long_prompt)
@@ -171,7 +177,8 @@ def generate_stream(
     if params.repetition_penalty != 1.0:
         seen = torch.zeros(n, model_vocab(model, tokenizer), dtype=torch.bool, device=device)
         seen.scatter_(1, prompt_t, True)
-    state = model.new_state(n, device)
+    fast = fast_decoder(model, fast_decode)
+    state = fast.new_state(n) if fast else model.new_state(n, device)
     logits = model(prompt_t, state)[:, -1]
     texts = [_SampleText(tokenizer, params.stop, ids) for _ in range(n)]
     done = [params.max_new_tokens == 0] * n
@@ -214,8 +221,10 @@ def generate_stream(
             keep = torch.tensor(
                 [h[-(ctx // 2) :] for h in history], dtype=torch.long, device=device
             )
-            state = model.new_state(n, device)
+            state = fast.new_state(n) if fast else model.new_state(n, device)
             logits = model(keep, state)[:, -1]
+        elif fast:
+            logits = fast.step(nxt, state)  # the same as the model's forward, in one call
         else:
             logits = model(nxt[:, None], state)[:, -1]
 
@@ -230,13 +239,16 @@ def generate(
     prompt: str | list[int],
     params: SamplingParams,
     on_long_prompt: str = "crop",
+    fast_decode: bool | None = None,
 ) -> list[Completion]:
     """Run :func:`generate_stream` to the end; one :class:`Completion` per sample."""
     ids = prepare_prompt(model, tokenizer, prompt, on_long_prompt)
     parts: list[list[str]] = [[] for _ in range(params.n)]
     tokens: list[list[int]] = [[] for _ in range(params.n)]
     reasons = ["length"] * params.n
-    for ev in generate_stream(model, tokenizer, ids, params, logprobs=False):
+    for ev in generate_stream(
+        model, tokenizer, ids, params, logprobs=False, fast_decode=fast_decode
+    ):
         parts[ev.index].append(ev.text)
         if ev.token_id >= 0:
             tokens[ev.index].append(ev.token_id)

@@ -1,0 +1,225 @@
+"""A fast CPU decoding step for small Transformers: one numba call per generated token.
+
+At batch 1 a small Transformer spends its decoding step in the fixed cost of ~130 PyTorch
+calls, not in arithmetic. :class:`FastDecoder` exports the weights once as contiguous
+float32 arrays and runs a whole step (every layer, the KV cache update, the logits) in one
+compiled kernel (:mod:`lmlab.generate._fastdecode_kernels`), sharing the KV cache with
+PyTorch: the prompt is prefilled by the model's own forward into the same memory, and
+either path may continue from the other.
+
+It covers the ``transformer`` family in both blocks (gpt2: LayerNorm with or without bias,
+exact or tanh GELU, learned positions; llama: RMSNorm, SwiGLU, RoPE, grouped-query
+attention), tied or untied heads and attention-only models, for any number of rows, on CPU
+in float32, in eval mode, without autocast or module hooks. ``LMLAB_FAST_DECODE=0`` turns
+it off. Its logits match the PyTorch forward to about 1e-6.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+import numpy as np
+import torch
+from torch.nn.modules import module as _module
+
+from lmlab.errors import LmlabError
+from lmlab.models.transformer import KVCache, Transformer, TransformerConfig
+
+ENV = "LMLAB_FAST_DECODE"
+_OFF = ("0", "false", "no", "off")
+_CACHE: weakref.WeakKeyDictionary[Transformer, FastDecoder] = weakref.WeakKeyDictionary()
+
+
+def enabled() -> bool:
+    """Whether the fast path is allowed (``LMLAB_FAST_DECODE`` is not 0/false/no/off)."""
+    return os.environ.get(ENV, "1").strip().lower() not in _OFF
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float32).numpy()
+
+
+def _t(w: torch.Tensor) -> np.ndarray:
+    """A (out, in) Linear weight as a contiguous (in, out) float32 array."""
+    return np.ascontiguousarray(_np(w).T)
+
+
+def _bias(b: torch.Tensor | None, n: int) -> np.ndarray:
+    return np.zeros(n, np.float32) if b is None else np.ascontiguousarray(_np(b))
+
+
+def _signature(model: Transformer) -> tuple | None:
+    """Identity and in-place version of every parameter; None when untrackable (inference
+    tensors have no version counter), which means: export again."""
+    try:
+        return tuple((p.data_ptr(), p._version) for p in model.parameters())
+    except RuntimeError:
+        return None
+
+
+class FastDecoder:
+    """The exported weights of one Transformer and its compiled decoding step."""
+
+    def __init__(self, model: Transformer) -> None:
+        from lmlab.generate._fastdecode_kernels import decode_step
+
+        self._kernel = decode_step
+        self.config = cfg = model.config
+        self.signature = _signature(model)
+        d, llama, blocks = cfg.d_model, cfg.block == "llama", list(model.blocks)
+        with torch.no_grad():
+
+            def stack(fn) -> np.ndarray:
+                return np.ascontiguousarray(np.stack([fn(b) for b in blocks]))
+
+            def norm_b(n) -> np.ndarray:
+                return _bias(getattr(n, "bias", None), d)
+
+            self.tok_emb = np.ascontiguousarray(_np(model.tok_emb.weight))
+            dummy = np.zeros((1, 1), np.float32)
+            self.pos_emb = dummy if llama else np.ascontiguousarray(_np(model.pos_emb.weight))
+            self.rope_cos = np.ascontiguousarray(_np(model.rope_cos)) if llama else dummy
+            self.rope_sin = np.ascontiguousarray(_np(model.rope_sin)) if llama else dummy
+            self.ln1_w = stack(lambda b: _np(b.ln1.weight))
+            self.ln1_b = stack(lambda b: norm_b(b.ln1))
+            self.qkv_w = stack(lambda b: _t(b.attn.qkv.weight))
+            self.qkv_b = stack(lambda b: _bias(b.attn.qkv.bias, b.attn.qkv.out_features))
+            self.proj_w = stack(lambda b: _t(b.attn.proj.weight))
+            self.proj_b = stack(lambda b: _bias(b.attn.proj.bias, d))
+            if cfg.mlp:
+                fc = (lambda b: b.mlp.gate_up) if llama else (lambda b: b.mlp.fc)
+                self.ln2_w = stack(lambda b: _np(b.ln2.weight))
+                self.ln2_b = stack(lambda b: norm_b(b.ln2))
+                self.fc_w = stack(lambda b: _t(fc(b).weight))
+                self.fc_b = stack(lambda b: _bias(fc(b).bias, fc(b).out_features))
+                self.fc2_w = stack(lambda b: _t(b.mlp.proj.weight))
+                self.fc2_b = stack(lambda b: _bias(b.mlp.proj.bias, d))
+            else:  # attention-only blocks: the kernel skips these
+                n = len(blocks)
+                self.ln2_w = self.ln2_b = self.fc_b = self.fc2_b = np.zeros((n, 1), np.float32)
+                self.fc_w = self.fc2_w = np.zeros((n, 1, 1), np.float32)
+            self.lnf_w = np.ascontiguousarray(_np(model.ln_f.weight))
+            self.lnf_b = norm_b(model.ln_f)
+            self.head_w = _t(model.head.weight)
+        self.cfg = np.array(
+            [
+                cfg.n_head,
+                cfg.kv_heads,
+                cfg.head_dim,
+                int(llama),
+                int(cfg.gelu_approximate == "tanh"),
+                int(cfg.mlp),
+            ],
+            dtype=np.int64,
+        )
+        self.eps = float(cfg.norm_eps)
+
+    def new_state(self, batch_size: int) -> KVCache:
+        """An empty KV cache that both this decoder and the model's forward can extend:
+        each layer's keys and values are views of one (L, B, n_kv, context, hd) tensor."""
+        cfg: TransformerConfig = self.config
+        state = KVCache(cfg, 0, "cpu", torch.float32)  # batch 0: allocates nothing
+        shape = (cfg.n_layer, batch_size, cfg.kv_heads, cfg.context_length, cfg.head_dim)
+        k, v = torch.zeros(shape), torch.zeros(shape)
+        state.k, state.v = list(k.unbind(0)), list(v.unbind(0))
+        state._fast_kv = (state.k, state.v, k.numpy(), v.numpy())
+        return state
+
+    def owns(self, state: object) -> bool:
+        """Whether ``state`` came from :meth:`new_state` and still holds that memory."""
+        kv = getattr(state, "_fast_kv", None)
+        return kv is not None and kv[0] is state.k and kv[1] is state.v
+
+    def step(self, ids: torch.Tensor, state: KVCache) -> torch.Tensor:
+        """Feed one token per row (``ids`` of shape (B,) or (B, 1)); returns the next-token
+        logits (B, V) and advances ``state`` as ``model(ids[:, None], state)`` would."""
+        if not self.owns(state):
+            raise LmlabError("this KV cache was not made by FastDecoder.new_state; use it")
+        _, _, kc, vc = state._fast_kv
+        ids_np = ids.reshape(-1).numpy()
+        if ids_np.dtype != np.int64 or not ids_np.flags.c_contiguous:
+            ids_np = np.ascontiguousarray(ids_np, dtype=np.int64)
+        n, ctx, vocab = ids_np.shape[0], self.config.context_length, self.tok_emb.shape[0]
+        if n != kc.shape[1]:
+            raise LmlabError(f"{n} token ids for a KV cache of {kc.shape[1]} rows")
+        if state.lengths is None:
+            pos = np.full(n, state.pos, dtype=np.int64)
+        else:
+            pos = np.ascontiguousarray(state.lengths.numpy(), dtype=np.int64)
+        out = np.empty((n, vocab), np.float32)
+        status = self._kernel(
+            ids_np,
+            pos,
+            self.tok_emb,
+            self.pos_emb,
+            self.ln1_w,
+            self.ln1_b,
+            self.qkv_w,
+            self.qkv_b,
+            self.proj_w,
+            self.proj_b,
+            self.ln2_w,
+            self.ln2_b,
+            self.fc_w,
+            self.fc_b,
+            self.fc2_w,
+            self.fc2_b,
+            self.lnf_w,
+            self.lnf_b,
+            self.head_w,
+            self.rope_cos,
+            self.rope_sin,
+            kc,
+            vc,
+            self.cfg,
+            self.eps,
+            out,
+        )
+        if status:
+            raise LmlabError(
+                f"token id out of range for a vocabulary of {vocab}, or a row would exceed "
+                f"the context length {ctx} (positions {pos.tolist()})"
+            )
+        if state.lengths is None:
+            state.pos += 1
+        else:
+            state.lengths = state.lengths + 1
+            state.pos = int(state.lengths.max())
+        return torch.from_numpy(out)
+
+
+def _has_hooks(model: torch.nn.Module) -> bool:
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def fast_decoder(model: object, allow: bool | None = None) -> FastDecoder | None:
+    """The model's :class:`FastDecoder` when the fast path applies, else None.
+
+    It applies to a plain :class:`Transformer` in eval mode with float32 CPU weights, no
+    autocast and no forward hooks (which it would bypass), unless ``allow`` is False (or
+    None and ``LMLAB_FAST_DECODE=0``). The export is cached per model and redone when
+    a parameter changes (in place or replaced).
+    """
+    if not (enabled() if allow is None else allow):
+        return None
+    if type(model) is not Transformer or model.training:
+        return None
+    if torch.is_autocast_enabled("cpu") or _has_hooks(model):
+        return None
+    for p in model.parameters():
+        if p.device.type != "cpu" or p.dtype != torch.float32:
+            return None
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    sig = _signature(model)
+    cached = _CACHE.get(model)
+    if cached is not None and sig is not None and cached.signature == sig:
+        return cached
+    fast = FastDecoder(model)
+    _CACHE[model] = fast
+    return fast

@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lmlab.errors import LmlabError
+from lmlab.generate import SamplingParams, generate
+from lmlab.generate.fastdecode import fast_decoder
+from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerConfig
+from lmlab.tokenize import CharTokenizer
+
+VOCAB, CTX = 40, 24
+
+CONFIGS = {
+    "gpt2": {},
+    "gpt2-tanh-nobias-untied": {"gelu_approximate": "tanh", "bias": False, "tie_embeddings": False},
+    "gpt2-attention-only": {"mlp": False},
+    "llama-gqa": {"block": "llama", "n_kv_head": 2},
+    "llama-mqa-untied-attention-only": {
+        "block": "llama",
+        "n_kv_head": 1,
+        "tie_embeddings": False,
+        "mlp": False,
+    },
+    "llama-bias-mha": {"block": "llama", "bias": True},
+}
+
+
+def make_model(seed: int = 0, **kw) -> Transformer:
+    """A tiny Transformer with weights perturbed away from init (biases and norm gains
+    non-trivial, so a missing term in the fast step would show)."""
+    torch.manual_seed(seed)
+    cfg = TransformerConfig(
+        vocab_size=VOCAB, context_length=CTX, n_layer=2, n_head=4, d_model=32, **kw
+    )
+    m = Transformer(cfg).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return m
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fast_step_matches_torch_forward_with_kv_cache(name: str) -> None:
+    m = make_model(**CONFIGS[name])
+    fast = fast_decoder(m)
+    assert fast is not None
+    ids = torch.randint(0, VOCAB, (3, 16), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ref_state, state = m.new_state(3), fast.new_state(3)
+        m(ids[:, :5], ref_state)
+        m(ids[:, :5], state)  # the torch prefill writes into the shared cache
+        for t in range(5, 16):
+            ref = m(ids[:, t : t + 1], ref_state)[:, -1]
+            got = fast.step(ids[:, t], state)
+            assert got.shape == ref.shape
+            assert (got - ref).abs().max().item() < 1e-4, (name, t)
+            assert state.pos == ref_state.pos == t + 1
+        for a, b in zip(ref_state.k + ref_state.v, state.k + state.v, strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
+        # and the torch forward continues from what the fast steps wrote
+        tail = torch.randint(0, VOCAB, (3, 3), generator=torch.Generator().manual_seed(2))
+        ref = m(tail, ref_state)
+        assert (m(tail, state) - ref).abs().max().item() < 1e-4
+
+
+def test_ragged_rows_match_the_torch_ragged_path() -> None:
+    m = make_model(block="llama", n_kv_head=2)
+    fast = fast_decoder(m)
+    g = torch.Generator().manual_seed(3)
+    with torch.inference_mode():
+        ref_state, state = m.new_state(2), fast.new_state(2)
+        prompt = torch.randint(0, VOCAB, (2, 6), generator=g)
+        m(prompt, ref_state)
+        m(prompt, state)
+        lengths = torch.tensor([6, 3])  # row 1 pretends its prompt was 3 tokens
+        ref_state.lengths, state.lengths = lengths.clone(), lengths.clone()
+        ref_state.pos = state.pos = 6
+        for _ in range(5):
+            ids = torch.randint(0, VOCAB, (2,), generator=g)
+            ref = m(ids[:, None], ref_state)[:, -1]
+            got = fast.step(ids, state)
+            assert (got - ref).abs().max().item() < 1e-4
+            assert state.lengths.tolist() == ref_state.lengths.tolist()
+            assert state.pos == ref_state.pos
+
+
+@pytest.fixture(scope="module")
+def tok() -> CharTokenizer:
+    return CharTokenizer.train(["the quick brown fox jumps over the lazy dog\n"])
+
+
+@pytest.mark.parametrize(
+    "kw, params",
+    [
+        ({}, SamplingParams(max_new_tokens=60, seed=5)),  # slides the 24-token window
+        (
+            {"block": "llama", "n_kv_head": 2},
+            SamplingParams(max_new_tokens=40, seed=9, n=3, top_p=0.9, repetition_penalty=1.3),
+        ),
+        ({"mlp": False}, SamplingParams(max_new_tokens=30, temperature=0)),
+    ],
+)
+def test_generate_gives_identical_tokens_with_fast_path_on_and_off(
+    tok, kw, params, monkeypatch
+) -> None:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(
+        vocab_size=tok.vocab_size, context_length=CTX, n_layer=2, n_head=4, d_model=32, **kw
+    )
+    m = Transformer(cfg)
+    on = generate(m, tok, "the ", params, fast_decode=True)
+    off = generate(m, tok, "the ", params, fast_decode=False)
+    assert [c.token_ids for c in on] == [c.token_ids for c in off]
+    assert [c.text for c in on] == [c.text for c in off]
+    assert all(len(c.token_ids) == params.max_new_tokens for c in on)
+    monkeypatch.setenv("LMLAB_FAST_DECODE", "0")
+    assert fast_decoder(m) is None
+    env_off = generate(m, tok, "the ", params)
+    assert [c.token_ids for c in env_off] == [c.token_ids for c in on]
+
+
+def test_fast_path_applies_only_where_it_is_exact() -> None:
+    m = make_model()
+    assert fast_decoder(m) is not None
+    assert fast_decoder(m, allow=False) is None
+    assert fast_decoder(m.train()) is None
+    m.eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fast_decoder(m) is None
+    handle = m.blocks[0].attn.register_forward_pre_hook(lambda mod, args: None)
+    assert fast_decoder(m) is None  # a hook (probes, head ablation) would be bypassed
+    handle.remove()
+    assert fast_decoder(make_model().to(torch.bfloat16)) is None
+    rnn = RNNLanguageModel(RNNConfig(vocab_size=VOCAB, embed_dim=8, hidden_size=8)).eval()
+    assert fast_decoder(rnn) is None
+
+
+def test_export_is_cached_and_redone_when_weights_change() -> None:
+    m = make_model()
+    fast = fast_decoder(m)
+    assert fast_decoder(m) is fast
+    with torch.no_grad():
+        m.blocks[1].mlp.fc.weight.mul_(2.0)
+    fast2 = fast_decoder(m)
+    assert fast2 is not fast
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.inference_mode():
+        ref_state, state = m.new_state(1), fast2.new_state(1)
+        m(ids[:, :3], ref_state)
+        m(ids[:, :3], state)
+        ref = m(ids[:, 3:], ref_state)[:, -1]
+        assert (fast2.step(ids[:, 3], state) - ref).abs().max().item() < 1e-4
+
+
+def test_out_of_range_tokens_and_positions_are_refused() -> None:
+    m = make_model()
+    fast = fast_decoder(m)
+    with torch.inference_mode():
+        state = fast.new_state(1)
+        with pytest.raises(LmlabError, match="out of range"):
+            fast.step(torch.tensor([VOCAB]), state)
+        assert state.pos == 0
+        state.pos = CTX
+        with pytest.raises(LmlabError, match="context length"):
+            fast.step(torch.tensor([1]), state)
+        with pytest.raises(LmlabError, match="rows"):
+            fast.step(torch.tensor([1, 2]), fast.new_state(1))
+        with pytest.raises(LmlabError, match="new_state"):
+            fast.step(torch.tensor([1]), m.new_state(1))
