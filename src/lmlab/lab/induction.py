@@ -211,8 +211,9 @@ def plot_induction(results: list[InductionResult], vocab_size: int, path: Path) 
         label = f"{r.n_layer}-layer attention-only"
         a.plot(r.steps, r.repeat_loss, color=color, label=label)
         b.plot(r.steps, [float(np.max(s)) for s in r.prefix_scores], color=color, label=label)
-        if r.loss_change:
+        if r.loss_change:  # the phase change: 10% to 90% of the loss drop, shaded
             for ax in (a, b):
+                ax.axvspan(r.loss_change.begin, r.loss_change.finish, color=color, alpha=0.08)
                 ax.axvline(r.loss_change.step, color=color, ls=":", lw=1)
     a.axhline(np.log(vocab_size), color="grey", ls="--", lw=0.8, label="log V (chance)")
     a.set_xlabel("step")

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with --control-weight-decay. Training accuracy reaches 100%% early; test accuracy "
         "stalls, then jumps above 95%%; the control does not. Writes history.json, "
         "grokking.png and summary.md into --out.",
-        epilog="example: lmlab lab grok --out runs/grok   (about 4 minutes on 2 cores)",
+        epilog="example: lmlab lab grok --out runs/grok   (test accuracy passes 95%% after about 3 "
+        "minutes on 2 busy cores; 12 minutes with the 3,000-step control)",
     )
     p.add_argument("--out", default="runs/grok", help="output folder (default runs/grok)")
     p.add_argument("--p", type=int, default=113, help="the modulus (default 113)")
@@ -47,7 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "gets the same number of steps)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a busy machine more threads wait on each other)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.set_defaults(func=run)
 

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and every head's prefix-matching score along training. The 2-layer model shows a "
         "sudden drop of the repeat loss together with a jump of a layer-2 head's score; the "
         "1-layer control does not. Writes history.json, induction.png and summary.md.",
-        epilog="example: lmlab lab induction --out runs/induction   (about 2 minutes on 2 cores)",
+        epilog="example: lmlab lab induction --out runs/induction   (about 1 minute on 2 cores)",
     )
     p.add_argument("--out", default="runs/induction", help="output folder (default runs/induction)")
     p.add_argument(
