@@ -11,10 +11,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="reproduce grokking on modular addition (with a weight decay 0 control)",
         description="Train lmlab's 1-layer Transformer (width 128, 4 heads, MLP 512) full-batch "
         "on (a + b) mod p with AdamW (lr 1e-3, betas 0.9/0.98, weight decay 1), then the same "
-        "with --control-weight-decay. Training accuracy reaches 100%% early; test accuracy "
-        "stalls, then jumps above 95%%; the control does not. Writes history.json, "
+        "with --control-weight-decay. Training accuracy reaches 100% early; test accuracy "
+        "stalls, then jumps above 95%; the control does not. Writes history.json, "
         "grokking.png and summary.md into --out.",
-        epilog="example: lmlab lab grok --out runs/grok   (test accuracy passes 95%% after about 3 "
+        epilog="example: lmlab lab grok --out runs/grok   (test accuracy passes 95% after about 3 "
         "minutes on 2 busy cores; 12 minutes with the 3,000-step control)",
     )
     p.add_argument("--out", default="runs/grok", help="output folder (default runs/grok)")
