@@ -5,7 +5,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.generate import SamplingParams, generate
-from lmlab.generate.fastdecode import fast_decoder
+from lmlab.generate.fastdecode import MAX_ROWS, fast_decoder
 from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerConfig
 from lmlab.tokenize import CharTokenizer
 
@@ -124,6 +124,8 @@ def test_fast_path_applies_only_where_it_is_exact() -> None:
     m = make_model()
     assert fast_decoder(m) is not None
     assert fast_decoder(m, allow=False) is None
+    assert fast_decoder(m, rows=MAX_ROWS) is not None
+    assert fast_decoder(m, rows=MAX_ROWS + 1) is None  # batched PyTorch wins there
     assert fast_decoder(m.train()) is None
     m.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -168,3 +170,52 @@ def test_out_of_range_tokens_and_positions_are_refused() -> None:
             fast.step(torch.tensor([1, 2]), fast.new_state(1))
         with pytest.raises(LmlabError, match="new_state"):
             fast.step(torch.tensor([1]), m.new_state(1))
+
+
+class _FixedWindowText:
+    """The previous incremental detokeniser (a fixed window of 4 committed tokens, two
+    decodes per token), kept here as the reference for the cheaper one."""
+
+    def __init__(self, tok, prompt_ids) -> None:
+        specials = set(tok.special_tokens.values())
+        self.tok, self.ids, self.pending = (
+            tok,
+            [i for i in prompt_ids if i not in specials][-4:],
+            [],
+        )
+
+    def push(self, token_id: int) -> str:
+        self.pending.append(token_id)
+        ctx = self.ids[-4:]
+        base = self.tok.decode(ctx) if ctx else ""
+        full = self.tok.decode(ctx + self.pending)
+        piece = full[len(base) :] if full.startswith(base) else full
+        if piece.endswith("\ufffd") and len(self.pending) < 4:
+            return ""
+        self.ids.extend(self.pending)
+        self.pending.clear()
+        return piece
+
+
+@pytest.mark.parametrize("kind", ["char", "word", "bpe"])
+def test_sample_text_emits_what_the_fixed_window_decoder_did(kind: str) -> None:
+    from lmlab.generate.engine import _SampleText
+    from lmlab.tokenize import BPETokenizer, WordTokenizer
+
+    text = "To be, or not to be: that is the question.\n天地玄黄，宇宙洪荒。 Whether 'tis nobler\n"
+    if kind == "char":
+        tok = CharTokenizer.train([text[:60]])  # the Chinese characters fall back to bytes
+    elif kind == "word":
+        tok = WordTokenizer.train([text])
+    else:
+        tok = BPETokenizer.train([text] * 20, vocab_size=300)
+    g = torch.Generator().manual_seed(0)
+    for trial in range(5):
+        ids = tok.encode(text * 2)
+        if trial:  # random token sequences too: odd byte splits, spacing, specials
+            ids = torch.randint(0, tok.vocab_size, (80,), generator=g).tolist()
+        prompt, rest = ids[:3], ids[3:]
+        new, ref = _SampleText(tok, [], prompt), _FixedWindowText(tok, prompt)
+        got = "".join(new.push(i)[0] for i in rest)
+        want = "".join(ref.push(i) for i in rest)
+        assert got == want, (kind, trial)

@@ -28,6 +28,9 @@ from lmlab.models.transformer import KVCache, Transformer, TransformerConfig
 
 ENV = "LMLAB_FAST_DECODE"
 _OFF = ("0", "false", "no", "off")
+# Rows are decoded one after another inside each matrix product; beyond this many, PyTorch's
+# batched products win (measured: 4x128 model, 64 rows: 0.9x; 16 rows: 1.3x the speed).
+MAX_ROWS = 16
 _CACHE: weakref.WeakKeyDictionary[Transformer, FastDecoder] = weakref.WeakKeyDictionary()
 
 
@@ -195,15 +198,15 @@ def _has_hooks(model: torch.nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
-def fast_decoder(model: object, allow: bool | None = None) -> FastDecoder | None:
-    """The model's :class:`FastDecoder` when the fast path applies, else None.
+def fast_decoder(model: object, allow: bool | None = None, rows: int = 1) -> FastDecoder | None:
+    """The model's :class:`FastDecoder` when the fast path applies (and pays), else None.
 
     It applies to a plain :class:`Transformer` in eval mode with float32 CPU weights, no
-    autocast and no forward hooks (which it would bypass), unless ``allow`` is False (or
-    None and ``LMLAB_FAST_DECODE=0``). The export is cached per model and redone when
-    a parameter changes (in place or replaced).
+    autocast and no forward hooks (which it would bypass), decoding at most ``MAX_ROWS``
+    ``rows``, unless ``allow`` is False (or None and ``LMLAB_FAST_DECODE=0``). The export
+    is cached per model and redone when a parameter changes (in place or replaced).
     """
-    if not (enabled() if allow is None else allow):
+    if not (enabled() if allow is None else allow) or rows > MAX_ROWS:
         return None
     if type(model) is not Transformer or model.training:
         return None
