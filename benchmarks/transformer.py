@@ -6,8 +6,8 @@
 2. Quality in nanoGPT's wall-clock: lmlab's trainer with its CPU recipe, stopped at the
    reference's 85 s, against nanoGPT's validation loss 1.886 (measured on this machine,
    quoted from the issue); plus nanoGPT's own 2000-step recipe run by lmlab.
-3. Sampling speed: lmlab's KV-cache engine vs nanoGPT's sampler (full forward over the
-   cropped window for every token) on the same model.
+3. Sampling speed: lmlab's KV-cache engine (PyTorch step, and the numba fast decode step)
+   vs nanoGPT's sampler (full forward over the cropped window for every token), same model.
 
 Run: python benchmarks/transformer.py   (needs `pip install transformers` for the peer)
 """
@@ -15,6 +15,7 @@ Run: python benchmarks/transformer.py   (needs `pip install transformers` for th
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -161,12 +162,17 @@ def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path, v
 
 
 def sampling_section(vocab_tok, n_tokens: int) -> list[list[object]]:
+    """nanoGPT's sampler against lmlab's engine with its PyTorch KV-cache step and with the
+    numba fast decode step (``lmlab.generate.fastdecode``), on the same model, in one run."""
     model = lmlab_model(vocab_tok.vocab_size).eval()
     params = SamplingParams(max_new_tokens=n_tokens, temperature=1.0, top_k=None, seed=1)
-    generate(model, vocab_tok, "\n", SamplingParams(max_new_tokens=20, seed=0))  # warm up
-    t0 = time.perf_counter()
-    out = generate(model, vocab_tok, "\n", params)[0]
-    ours = len(out.token_ids) / (time.perf_counter() - t0)
+
+    def engine_tok_s(fast: bool) -> tuple[float, list[int]]:
+        warm = SamplingParams(max_new_tokens=20, seed=0)
+        generate(model, vocab_tok, "\n", warm, fast_decode=fast)  # warm up (and compile)
+        t0 = time.perf_counter()
+        out = generate(model, vocab_tok, "\n", params, fast_decode=fast)[0]
+        return len(out.token_ids) / (time.perf_counter() - t0), out.token_ids
 
     @torch.inference_mode()
     def nanogpt_sample(idx: torch.Tensor, n: int) -> torch.Tensor:  # nanoGPT's model.generate
@@ -180,13 +186,17 @@ def sampling_section(vocab_tok, n_tokens: int) -> list[list[object]]:
     t0 = time.perf_counter()
     nanogpt_sample(torch.tensor([vocab_tok.encode("\n")]), n_tokens)
     peer = n_tokens / (time.perf_counter() - t0)
+    cached, ids_torch = engine_tok_s(fast=False)
+    fast, ids_fast = engine_tok_s(fast=True)
+    same = "same tokens" if ids_fast == ids_torch else "tokens differ"
     return [
         ["nanoGPT-style sampler, no cache (same model)", f"{peer:,.0f}", "1.00x"],
-        ["lmlab engine, KV cache", f"{ours:,.0f}", f"{ours / peer:.2f}x"],
+        ["lmlab engine, KV cache, PyTorch step", f"{cached:,.0f}", f"{cached / peer:.2f}x"],
+        [f"lmlab engine, KV cache, fast decode ({same})", f"{fast:,.0f}", f"{fast / peer:.2f}x"],
         [
             "nanoGPT sampler, reference on this machine (issue #2)",
             f"{NANOGPT_SAMPLE_TOK_S:,.0f}",
-            f"{ours / NANOGPT_SAMPLE_TOK_S:.2f}x (lmlab vs it)",
+            f"{fast / NANOGPT_SAMPLE_TOK_S:.2f}x (fast decode vs it)",
         ],
     ]
 
@@ -249,7 +259,8 @@ def main() -> None:
         rows = speed_section(tok.vocab_size, args.speed_steps)
         print(table(["model", "ms/step", "tokens/s", "vs peer"], rows))
     if "sampling" in sections:
-        print("\n## Sampling speed (batch 1, temperature 1)\n")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"\n## Sampling speed (batch 1, temperature 1; load average {load})\n")
         print(table(["sampler", "tokens/s", "ratio"], sampling_section(tok, args.sample_tokens)))
     if "quality" not in sections:
         return

@@ -64,6 +64,24 @@ def test_fast_step_matches_torch_forward_with_kv_cache(name: str) -> None:
         assert (m(tail, state) - ref).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("name", ["gpt2", "llama-gqa"])
+def test_chunk_prefill_matches_torch_after_cached_tokens(name: str) -> None:
+    m = make_model(**CONFIGS[name])
+    fast = fast_decoder(m, rows=2)
+    ids = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        ref_state, state = m.new_state(2), fast.new_state(2)
+        for lo, hi in ((0, 5), (5, 12)):  # from an empty cache, then after 5 cached tokens
+            ref = m(ids[:, lo:hi], ref_state)[:, -1]
+            got = fast.prefill(ids[:, lo:hi], state)
+            assert (got - ref).abs().max().item() < 1e-4
+            assert state.pos == ref_state.pos == hi
+        for a, b in zip(ref_state.k + ref_state.v, state.k + state.v, strict=True):
+            assert torch.allclose(a, b, atol=1e-5)
+        with pytest.raises(LmlabError, match="context length"):
+            fast.prefill(torch.cat([ids, ids[:, :1]], 1), state)  # 12 + 13 > 24
+
+
 def test_ragged_rows_match_the_torch_ragged_path() -> None:
     m = make_model(block="llama", n_kv_head=2)
     fast = fast_decoder(m)

@@ -128,7 +128,9 @@ def _rope(x, cos, sin):
 @njit(cache=True, fastmath=False, nogil=True)
 def decode_step(
     ids,
+    rows,
     pos,
+    keep,
     tok_emb,
     pos_emb,
     ln1_w,
@@ -154,16 +156,22 @@ def decode_step(
     eps,
     out,
 ):
-    """Feed token ``ids[b]`` at position ``pos[b]`` of every row ``b``: write its keys and
-    values into ``kc``/``vc`` and the next-token logits into ``out`` (B, V).
+    """Feed tokens ``ids[i]``, each into KV-cache row ``rows[i]`` at position ``pos[i]``
+    (several of one row: a chunk, causal), and write the next-token logits after the
+    tokens ``keep`` into ``out`` (len(keep), V).
 
-    Returns 0, or 1 (nothing done) when a token id or a position is out of range."""
+    Returns 0, or 1 (nothing done) when a token id, row or position is out of range."""
     n_head, n_kv, hd = cfg[N_HEAD], cfg[N_KV], cfg[HEAD_DIM]
     llama, gelu_tanh, has_mlp = cfg[LLAMA] != 0, cfg[GELU_TANH] != 0, cfg[HAS_MLP] != 0
     n, n_layer, d = ids.shape[0], qkv_w.shape[0], tok_emb.shape[1]
     ctx, group = kc.shape[3], n_head // n_kv
     for b in range(n):
         if not (0 <= ids[b] < tok_emb.shape[0] and 0 <= pos[b] < ctx):
+            return 1
+        if not 0 <= rows[b] < kc.shape[1]:
+            return 1
+    for i in range(keep.shape[0]):
+        if not 0 <= keep[i] < n:
             return 1
     scale = np.float32(1.0 / math.sqrt(hd))
     x = np.empty((n, d), np.float32)  # the residual stream
@@ -184,16 +192,19 @@ def decode_step(
         for b in range(n):
             _norm(x[b], ln1_w[layer], ln1_b[layer], eps, llama, h[b])
         _matmul(h, qkv_w[layer], qkv_b[layer], qkv)
-        for b in range(n):
+        for b in range(n):  # every key and value first: a chunk's tokens see each other
             p, qb = pos[b], qkv[b]
             if llama:
                 for j in range(n_head + n_kv):  # queries and keys
                     _rope(qb[j * hd : (j + 1) * hd], rope_cos[p], rope_sin[p])
-            kl, vl = kc[layer, b], vc[layer, b]
+            kl, vl = kc[layer, rows[b]], vc[layer, rows[b]]
             for j in range(n_kv):
                 for i in range(hd):
                     kl[j, p, i] = qb[k0 + j * hd + i]
                     vl[j, p, i] = qb[v0 + j * hd + i]
+        for b in range(n):
+            p, qb = pos[b], qkv[b]
+            kl, vl = kc[layer, rows[b]], vc[layer, rows[b]]
             for j in range(n_head):
                 q = qb[j * hd : (j + 1) * hd]
                 keys, vals = kl[j // group], vl[j // group]
@@ -240,7 +251,8 @@ def decode_step(
                     ab[i] = np.float32(0.5) * v * (np.float32(1.0) + _erf(v * _SQRT_HALF))
         _matmul(a, fc2_w[layer], fc2_b[layer], r)
         x += r
-    for b in range(n):
-        _norm(x[b], lnf_w, lnf_b, eps, llama, h[b])
-    _matmul(h, head_w, np.zeros(head_w.shape[1], np.float32), out)
+    hk = np.empty((keep.shape[0], d), np.float32)
+    for i in range(keep.shape[0]):
+        _norm(x[keep[i]], lnf_w, lnf_b, eps, llama, hk[i])
+    _matmul(hk, head_w, np.zeros(head_w.shape[1], np.float32), out)
     return 0
