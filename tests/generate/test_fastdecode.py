@@ -5,7 +5,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.generate import SamplingParams, generate
-from lmlab.generate.fastdecode import MAX_ROWS, fast_decoder
+from lmlab.generate.fastdecode import MAX_ROWS, fast_decoder, kernel_ready
 from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerConfig
 from lmlab.tokenize import CharTokenizer
 
@@ -136,6 +136,21 @@ def test_generate_gives_identical_tokens_with_fast_path_on_and_off(
     assert fast_decoder(m) is None
     env_off = generate(m, tok, "the ", params)
     assert [c.token_ids for c in env_off] == [c.token_ids for c in on]
+
+
+def test_auto_mode_decodes_with_torch_until_the_kernel_is_loaded_then_switches(tok) -> None:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(
+        vocab_size=tok.vocab_size, context_length=CTX, n_layer=2, n_head=4, d_model=32
+    )
+    m = Transformer(cfg)
+    params = SamplingParams(max_new_tokens=50, seed=3, top_k=10)
+    auto = generate(m, tok, "the ", params)  # switches whenever the kernel is ready
+    off = generate(m, tok, "the ", params, fast_decode=False)
+    assert auto[0].token_ids == off[0].token_ids
+    fast = fast_decoder(m)
+    fast.step(torch.tensor([1]), fast.new_state(1))  # a direct call waits for the kernel
+    assert fast.ready and kernel_ready()
 
 
 def test_fast_path_applies_only_where_it_is_exact() -> None:

@@ -172,8 +172,9 @@ def generate_stream(
     """Yield a :class:`TokenEvent` per generated token for each of ``params.n`` samples
     (``logprob`` is 0.0 when ``logprobs`` is off and no ``top_logprobs`` are asked for).
 
-    Transformers on CPU decode with :mod:`lmlab.generate.fastdecode` where it applies
-    (``fast_decode=False`` or ``LMLAB_FAST_DECODE=0`` turn it off); same tokens either way.
+    Transformers on CPU decode with :mod:`lmlab.generate.fastdecode` where it applies, once
+    its kernel is loaded (``fast_decode=True``: wait for it; ``False`` or
+    ``LMLAB_FAST_DECODE=0``: PyTorch only); the same tokens either way.
     """
     model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -235,7 +236,7 @@ def generate_stream(
             )
             state = fast.new_state(n) if fast else model.new_state(n, device)
             logits = model(keep, state)[:, -1]
-        elif fast:
+        elif fast and (fast.ready or fast_decode):  # else PyTorch until the kernel is loaded
             logits = fast.step(nxt, state)  # the same as the model's forward, in one call
         else:
             logits = model(nxt[:, None], state)[:, -1]

@@ -12,11 +12,18 @@ exact or tanh GELU, learned positions; llama: RMSNorm, SwiGLU, RoPE, grouped-que
 attention), tied or untied heads and attention-only models, for any number of rows, on CPU
 in float32, in eval mode, without autocast or module hooks. ``LMLAB_FAST_DECODE=0`` turns
 it off. Its logits match the PyTorch forward to about 1e-6.
+
+The kernel is compiled once per machine (about 5 s; numba caches it on disk) and loaded
+from that cache by every later process (under a second). Both happen in a background
+thread: the engine decodes with PyTorch until the kernel is ready, then switches, so a
+generate call never waits for the compiler (``fast_decode=True`` waits instead).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import threading
 import weakref
 
 import numpy as np
@@ -32,6 +39,77 @@ _OFF = ("0", "false", "no", "off")
 # batched products win (measured: 4x128 model, 64 rows: 0.9x; 16 rows: 1.3x the speed).
 MAX_ROWS = 16
 _CACHE: weakref.WeakKeyDictionary[Transformer, FastDecoder] = weakref.WeakKeyDictionary()
+
+
+class _KernelLoader:
+    """Compiles (or loads from numba's cache) the decoding kernel in a background thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.kernel = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._load, name="lmlab-fastdecode-compile", daemon=True
+                )
+                self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            from lmlab.generate._fastdecode_kernels import decode_step
+
+            _warm_up(decode_step)
+            self.kernel = decode_step
+        except Exception as e:  # noqa: BLE001 - reported by wait(); the engine falls back
+            self.error = e
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set() and self.kernel is not None
+
+    @property
+    def failed(self) -> bool:
+        return self._done.is_set() and self.kernel is None
+
+    def wait(self):
+        self.start()
+        self._done.wait()
+        if self.kernel is None:
+            raise LmlabError(
+                f"the fast decoding kernel did not compile ({self.error}); "
+                f"set {ENV}=0 to decode with PyTorch only"
+            )
+        return self.kernel
+
+
+def _warm_up(kernel) -> None:
+    """Call the kernel once on empty inputs of the real types: compiles or loads it."""
+    i64 = np.zeros(0, np.int64)
+    m1, m2, m3 = (
+        np.zeros(1, np.float32),
+        np.zeros((1, 1), np.float32),
+        np.zeros((1, 1, 1), np.float32),
+    )
+    kv = np.zeros((1, 1, 1, 1, 1), np.float32)
+    cfg = np.ones(6, np.int64)
+    kernel(i64, i64, i64, i64, m2, m2, m2, m2, m3, m2, m3, m2, m2, m2, m3, m2, m3, m2, m1, m1, m2,
+           m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
+
+
+_LOADER = _KernelLoader()
+
+
+def kernel_ready() -> bool:
+    """Whether the compiled kernel is loaded (starts loading it if not)."""
+    _LOADER.start()
+    return _LOADER.ready
 
 
 def enabled() -> bool:
@@ -65,9 +143,7 @@ class FastDecoder:
     """The exported weights of one Transformer and its compiled decoding step."""
 
     def __init__(self, model: Transformer) -> None:
-        from lmlab.generate._fastdecode_kernels import decode_step
-
-        self._kernel = decode_step
+        _LOADER.start()
         self.config = cfg = model.config
         self.signature = _signature(model)
         d, llama, blocks = cfg.d_model, cfg.block == "llama", list(model.blocks)
@@ -128,6 +204,11 @@ class FastDecoder:
         state.k, state.v = list(k.unbind(0)), list(v.unbind(0))
         state._fast_kv = (state.k, state.v, k.numpy(), v.numpy())
         return state
+
+    @property
+    def ready(self) -> bool:
+        """Whether the kernel is loaded; until then :meth:`step` would wait for it."""
+        return _LOADER.ready
 
     def owns(self, state: object) -> bool:
         """Whether ``state`` came from :meth:`new_state` and still holds that memory."""
@@ -190,7 +271,7 @@ class FastDecoder:
         _, _, kc, vc = state._fast_kv
         vocab, ctx = self.tok_emb.shape[0], self.config.context_length
         out = np.empty((keep.shape[0], vocab), np.float32)
-        status = self._kernel(
+        status = _LOADER.wait()(
             ids,
             rows,
             pos,
@@ -251,9 +332,7 @@ def fast_decoder(model: object, allow: bool | None = None, rows: int = 1) -> Fas
     for p in model.parameters():
         if p.device.type != "cpu" or p.dtype != torch.float32:
             return None
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # pragma: no cover - numba is a dependency
+    if importlib.util.find_spec("numba") is None or _LOADER.failed:  # pragma: no cover
         return None
     sig = _signature(model)
     cached = _CACHE.get(model)
