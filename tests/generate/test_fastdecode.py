@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lmlab.errors import LmlabError
-from lmlab.generate import SamplingParams, generate
+from lmlab.generate import SamplingParams, generate, generate_stream
 from lmlab.generate.fastdecode import MAX_ROWS, fast_decoder, kernel_ready
 from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerConfig
 from lmlab.tokenize import CharTokenizer
@@ -151,6 +151,23 @@ def test_auto_mode_decodes_with_torch_until_the_kernel_is_loaded_then_switches(t
     fast = fast_decoder(m)
     fast.step(torch.tensor([1]), fast.new_state(1))  # a direct call waits for the kernel
     assert fast.ready and kernel_ready()
+
+
+def test_streamed_logprobs_agree_with_the_torch_path(tok) -> None:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(
+        vocab_size=tok.vocab_size, context_length=CTX, n_layer=2, n_head=4, d_model=32
+    )
+    m = Transformer(cfg)
+    p = SamplingParams(max_new_tokens=30, seed=2, stop=["fox"])
+    on = list(generate_stream(m, tok, "the ", p, top_logprobs=3, fast_decode=True))
+    off = list(generate_stream(m, tok, "the ", p, top_logprobs=3, fast_decode=False))
+    assert [(e.token_id, e.text, e.finish_reason) for e in on] == [
+        (e.token_id, e.text, e.finish_reason) for e in off
+    ]
+    for a, b in zip(on, off, strict=True):
+        assert abs(a.logprob - b.logprob) < 1e-4
+        assert [i for i, _ in a.top] == [i for i, _ in b.top]
 
 
 def test_fast_path_applies_only_where_it_is_exact() -> None:
