@@ -38,7 +38,7 @@ PUBLISHED = [  # PTB test perplexity
 
 RECIPES = {
     "small": {  # 2 x LSTM(256), tied-size adaptive softmax
-        "model": {"embed_dim": 256, "hidden_size": 256, "n_layer": 2, "dropout": 0.4},
+        "model": {"embed_dim": 256, "hidden_size": 256, "n_layer": 2, "dropout": 0.3},
         "train": {"batch_size": 32, "lr": 3e-3},
     },
     "medium": {  # 2 x LSTM(512), more dropout for the bigger network
