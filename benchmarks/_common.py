@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -83,3 +84,18 @@ def steps_in(
         opt.zero_grad(set_to_none=True)
     per_step = (time.perf_counter() - t0) / 20
     return max(50, int(seconds * 0.95 / per_step))
+
+
+def write_results(path: Path, section: str, body: str) -> None:
+    """Replace the ``<!-- section:start -->`` ... ``<!-- section:end -->`` part of RESULTS.md."""
+    text = path.read_text(encoding="utf-8")
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    if start not in text or end not in text:
+        sys.exit(f"{path} has no {start} ... {end} markers; add them where the figures belong")
+    new = re.sub(
+        re.escape(start) + ".*?" + re.escape(end),
+        lambda _: f"{start}\n{body}\n{end}",
+        text,
+        flags=re.S,
+    )
+    path.write_text(new, encoding="utf-8")

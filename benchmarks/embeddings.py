@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
+
+from _common import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LMLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -153,18 +154,6 @@ def ratios(results: dict[str, dict]) -> str:
     return "\n".join(out)
 
 
-def write_results(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    start, end = "<!-- embeddings:start -->", "<!-- embeddings:end -->"
-    new = re.sub(
-        re.escape(start) + ".*?" + re.escape(end),
-        lambda _: f"{start}\n{body}\n{end}",
-        text,
-        flags=re.S,
-    )
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default="cbow,skipgram,glove", help="comma-separated subset")
@@ -215,7 +204,9 @@ def main() -> None:
             f"Command: `.venv/bin/python benchmarks/embeddings.py --repeats {args.repeats} --results benchmarks/RESULTS.md`.")  # fmt: skip
     print(body)
     if args.results:
-        write_results(args.results, "## Word embeddings (`benchmarks/embeddings.py`)\n\n" + body)
+        write_results(
+            args.results, "embeddings", "## Word embeddings (`benchmarks/embeddings.py`)\n\n" + body
+        )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from _common import table
+from _common import table, write_results
 
 KEY = "bench"
 TEXT = (
@@ -132,18 +131,6 @@ def prompts_for(mix: str, n: int) -> list[str]:
     return [TEXT[: 8 + (i * 13) % 53] for i in range(n)]
 
 
-def write_results(path: Path, body: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    start, end = "<!-- serve:start -->", "<!-- serve:end -->"
-    new = re.sub(
-        re.escape(start) + ".*?" + re.escape(end),
-        lambda _: f"{start}\n{body}\n{end}",
-        text,
-        flags=re.S,
-    )
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", action="append", default=[], metavar="NAME=PATH",
@@ -214,7 +201,7 @@ def main() -> None:
     )
     print(body)
     if args.results:
-        write_results(args.results, body)
+        write_results(args.results, "serve", body)
     tmp.cleanup()
 
 
