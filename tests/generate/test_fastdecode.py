@@ -26,6 +26,15 @@ CONFIGS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: PyTorch's thread pool only adds stalls on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make_model(seed: int = 0, **kw) -> Transformer:
     """A tiny Transformer with weights perturbed away from init (biases and norm gains
     non-trivial, so a missing term in the fast step would show)."""
