@@ -150,16 +150,19 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
 
     def forward(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # On CPUs, bf16 pays off in the MLP's large products but not here: PyTorch's CPU
-            # attention kernels are slower in bf16, and the casts cost more than they save.
-            with torch.autocast("cpu", enabled=False):
-                return self._attend(x.float(), rope, cache, layer)
-        return self._attend(x, rope, cache, layer)
-
-    def _attend(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(
+        qkv = self.qkv(x)
+        if qkv.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # PyTorch's CPU attention kernels are slower in bf16 than in fp32 (no AMX here):
+            # the projections run in bf16, the attention itself in fp32.
+            with torch.autocast("cpu", enabled=False):
+                y = self._attend(qkv.float(), rope, cache, layer, B, T, C)
+        else:
+            y = self._attend(qkv, rope, cache, layer, B, T, C)
+        return self.proj(y)
+
+    def _attend(self, qkv, rope, cache: KVCache | None, layer: int, B, T, C) -> torch.Tensor:
+        q, k, v = qkv.split(
             [self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1
         )
         q = q.view(B, T, self.n_head, self.hd).transpose(1, 2)  # (B, nh, T, hd)
@@ -182,7 +185,7 @@ class Attention(nn.Module):
                 is_causal, mask = True, None
             else:  # a chunk after cached tokens: query i sees keys up to p + i
                 is_causal = False
-                mask = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(diagonal=p)
+                mask = torch.ones(T, p + T, dtype=torch.bool, device=qkv.device).tril(diagonal=p)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -192,8 +195,7 @@ class Attention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
             enable_gqa=self.n_kv != self.n_head,
         )
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.proj(y)
+        return y.transpose(1, 2).reshape(B, T, C)
 
     def _attend_ragged(self, q, k, v, cache: KVCache, layer: int) -> torch.Tensor:
         """One new token per row, row b at position ``cache.lengths[b]``: write its key and
@@ -212,7 +214,7 @@ class Attention(nn.Module):
             attn_mask=mask[:, None, None, :],
             enable_gqa=self.n_kv != self.n_head,
         )
-        return self.proj(y.transpose(1, 2).reshape(B, 1, self.n_head * hd))
+        return y.transpose(1, 2).reshape(B, 1, self.n_head * hd)
 
 
 class MLP(nn.Module):
@@ -230,13 +232,9 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.llama:
             h = self.gate_up(x)
-            if h.device.type == "cpu" and h.dtype != torch.float32:
-                h = h.float()  # element-wise maths is faster in fp32 on CPUs
             gate, up = h.chunk(2, dim=-1)
             return self.proj(F.silu(gate) * up)
         h = self.fc(x)
-        if h.device.type == "cpu" and h.dtype != torch.float32:
-            h = h.float()  # element-wise maths is faster in fp32 on CPUs
         return self.proj(F.gelu(h, approximate=self.gelu_approximate))
 
 
