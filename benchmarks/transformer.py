@@ -15,8 +15,10 @@ Run: python benchmarks/transformer.py   (needs `pip install transformers` for th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,20 +39,16 @@ NANOGPT_SAMPLE_TOK_S = 430.0
 SHAPE = {"n_layer": 4, "n_head": 4, "d_model": 128, "context": 64, "batch": 12}
 
 
-def step_time(
-    model: torch.nn.Module, vocab: int, steps: int, bf16: bool, hf: bool, compiled: bool = False
-) -> float:
-    """Mean seconds per optimizer step of a plain training loop (after 10 warm-up steps,
-    which include torch.compile's compilation when ``compiled``)."""
+def step_fn(model: torch.nn.Module, vocab: int, bf16: bool, hf: bool, compiled: bool = False):
+    """One optimizer step of a plain training loop on a fixed batch, as a closure."""
     opt = make_optimizer(model, TrainConfig(lr=1e-3))
     net = torch.compile(model) if compiled else model
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
     y = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
     model.train()
-    for i in range(steps + 10):
-        if i == 10:
-            t0 = time.perf_counter()
+
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = net(x).logits if hf else net(x)
             loss = F.cross_entropy(logits.float().view(-1, vocab), y.view(-1))
@@ -58,7 +56,8 @@ def step_time(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return (time.perf_counter() - t0) / steps
+
+    return step
 
 
 def lmlab_model(vocab: int) -> Transformer:
@@ -91,30 +90,95 @@ def hf_model(vocab: int):
     return GPT2LMHeadModel(cfg)
 
 
-def speed_section(vocab: int, steps: int) -> list[list[object]]:
-    rows = []
-    tokens = SHAPE["batch"] * SHAPE["context"]
+def trainer_tok_s(corpus: Path, precision: str, compiled: bool, steps: int) -> float:
+    """Tokens/s of lmlab's own trainer (data sampling, schedule, clipping, logging included)
+    at the same shape: the median of its logged rates after the first log interval."""
+    work = Path(tempfile.mkdtemp(prefix="lmlab-speed-"))
+    cfg = {
+        "data": {"corpus": [str(corpus)], "val_fraction": 0.1},
+        "tokenizer": {"kind": "char"},
+        "model": {
+            "family": "transformer",
+            "n_layer": SHAPE["n_layer"],
+            "n_head": SHAPE["n_head"],
+            "d_model": SHAPE["d_model"],
+            "dropout": 0.0,
+        },
+        "train": {
+            "steps": steps + 20,
+            "batch_size": SHAPE["batch"],
+            "context": SHAPE["context"],
+            "eval_every": 10**9,
+            "checkpoint_every": 10**9,
+            "sample_tokens": 0,
+            "eval_batches": 1,
+            "log_every": 20,
+            "precision": precision,
+            "compile": compiled,
+        },
+    }
     try:
-        peer = step_time(hf_model(vocab), vocab, steps, bf16=False, hf=True)
+        run_training(cfg, work / "run", overwrite=True, quiet=True, progress=False)
+        rates = [
+            json.loads(line)["tok_per_s"]
+            for line in (work / "run" / "metrics.jsonl").read_text().splitlines()
+            if "tok_per_s" in line
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return statistics.median(rates[1:])
+
+
+def speed_section(
+    vocab: int, steps: int, rounds: int, corpus: Path | None = None
+) -> list[list[object]]:
+    """Every configuration timed in ``rounds`` short rounds, interleaved, so that a noisy
+    neighbour slows all of them alike: median ms/step, and the median (and quartiles) of
+    the per-round ratios to the peer's time in the same round."""
+    tokens = SHAPE["batch"] * SHAPE["context"]
+    configs = {
+        "lmlab fp32": dict(bf16=False, hf=False),
+        "lmlab bf16 autocast": dict(bf16=True, hf=False),
+        "lmlab bf16 + torch.compile": dict(bf16=True, hf=False, compiled=True),
+    }
+    try:
+        steps_by = {"HF GPT2LMHeadModel fp32 (peer)": step_fn(hf_model(vocab), vocab, False, True)}
     except ImportError:
-        peer = None
+        steps_by = {}
         print("transformers not installed: the peer row is skipped (pip install transformers)")
-    ours = step_time(lmlab_model(vocab), vocab, steps, bf16=False, hf=False)
-    ours16 = step_time(lmlab_model(vocab), vocab, steps, bf16=True, hf=False)
-    t0 = time.perf_counter()
-    ours16c = step_time(lmlab_model(vocab), vocab, steps, bf16=True, hf=False, compiled=True)
-    compile_s = time.perf_counter() - t0 - ours16c * (steps + 10)
-    for name, t in (
-        ("HF GPT2LMHeadModel fp32 (peer)", peer),
-        ("lmlab fp32", ours),
-        ("lmlab bf16 autocast", ours16),
-        (f"lmlab bf16 + torch.compile (compiling took {compile_s:.0f} s)", ours16c),
-    ):
-        if t is None:
-            continue
-        rows.append(
-            [name, f"{t * 1000:.1f}", f"{tokens / t:,.0f}", f"{peer / t:.2f}x" if peer else "-"]
-        )
+    for name, kw in configs.items():
+        steps_by[name] = step_fn(lmlab_model(vocab), vocab, **kw)
+    for step in steps_by.values():  # warm up (and compile)
+        for _ in range(10):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps_by}
+    for _ in range(rounds):
+        for name, step in steps_by.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[name].append((time.perf_counter() - t0) / steps)
+    peer_name = "HF GPT2LMHeadModel fp32 (peer)"
+    peer = statistics.median(times[peer_name]) if peer_name in times else None
+    rows = []
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        if peer is None:
+            ratio = "-"
+        else:
+            per_round = sorted(p / o for p, o in zip(times[peer_name], ts, strict=True))
+            q1, q3 = per_round[len(per_round) // 4], per_round[(3 * len(per_round)) // 4]
+            ratio = f"{statistics.median(per_round):.2f}x ({q1:.2f}-{q3:.2f})"
+        rows.append([name, f"{t * 1000:.1f}", f"{tokens / t:,.0f}", ratio])
+    if corpus is not None:
+        for name, precision, compiled in (
+            ("lmlab trainer end to end, bf16", "bf16", False),
+            ("lmlab trainer end to end, bf16 + compile", "bf16", True),
+        ):
+            tok_s = trainer_tok_s(corpus, precision, compiled, steps * rounds)
+            t = tokens / tok_s
+            ratio = f"{peer / t:.2f}x" if peer else "-"
+            rows.append([name, f"{t * 1000:.1f}", f"{tok_s:,.0f}", ratio])
     return rows
 
 
@@ -240,7 +304,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--speed-steps", type=int, default=100)
+    ap.add_argument("--speed-steps", type=int, default=10, help="steps per timed round")
+    ap.add_argument("--speed-rounds", type=int, default=30)
     ap.add_argument("--sample-tokens", type=int, default=1000)
     ap.add_argument("--sections", default="speed,sampling,quality", help="which parts to run")
     ap.add_argument("--recipes", default="lmlab-recipe,nanogpt-recipe")
@@ -256,8 +321,13 @@ def main() -> None:
     sections = args.sections.split(",")
     if "speed" in sections:
         print("## Training speed, nanoGPT's shape (4x128, context 64, batch 12), same loop\n")
-        rows = speed_section(tok.vocab_size, args.speed_steps)
-        print(table(["model", "ms/step", "tokens/s", "vs peer"], rows))
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        rows = speed_section(tok.vocab_size, args.speed_steps, args.speed_rounds, corpus)
+        print(table(["model", "ms/step", "tokens/s", "vs peer (quartiles)"], rows))
+        print(
+            f"\nMedians of {args.speed_rounds} interleaved rounds of {args.speed_steps} steps; "
+            f"load average before: {load}"
+        )
     if "sampling" in sections:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"\n## Sampling speed (batch 1, temperature 1; load average {load})\n")

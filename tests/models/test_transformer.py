@@ -64,3 +64,38 @@ def test_too_long_and_bad_configs() -> None:
         TransformerConfig(d_model=30, n_head=4)
     with pytest.raises(LmlabError, match="block"):
         TransformerConfig(block="bert")
+
+
+@pytest.mark.parametrize("block", ["gpt2", "llama"])
+def test_bf16_autocast_projections_in_bf16_attention_in_fp32(block: str, monkeypatch) -> None:
+    """Under CPU bf16 autocast the projections run in bf16, attention in fp32 (PyTorch's CPU
+    attention is slower in bf16 without AMX), and the gradients stay close to fp32's."""
+    m = tiny(block).train()
+    ids = torch.randint(0, 50, (4, 24), generator=torch.Generator().manual_seed(1))
+    seen: dict[str, torch.dtype] = {}
+
+    def on_qkv(_m, _i, out) -> None:
+        seen.setdefault("qkv", out.dtype)
+
+    m.blocks[0].attn.qkv.register_forward_hook(on_qkv)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, *a, **kw):
+        seen.setdefault("attention", q.dtype)
+        return sdpa(q, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+
+    def grads(bf16: bool) -> torch.Tensor:
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = m(ids)
+        torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), ids.flatten()).backward()
+        return torch.cat([p.grad.flatten() for p in m.parameters()])
+
+    g32 = grads(False)
+    seen.clear()
+    g16 = grads(True)
+    assert seen == {"qkv": torch.bfloat16, "attention": torch.float32}
+    assert all(p.grad.dtype == torch.float32 for p in m.parameters())
+    assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.99

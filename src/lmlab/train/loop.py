@@ -113,6 +113,7 @@ def train(
     dist: ddp.DistInfo | None = None,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[int], bool] | None = None,
+    progress: bool = True,
 ) -> TrainResult:
     """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there).
 
@@ -195,7 +196,7 @@ def train(
         initial=start,
         desc="train",
         unit="step",
-        disable=not dist.is_main,
+        disable=not (dist.is_main and progress),
         dynamic_ncols=True,
     )
     step = start

@@ -171,11 +171,13 @@ def run_training(
     init_model: Any = None,
     quiet: bool = False,
     should_stop: Any = None,
+    progress: bool = True,
 ) -> tuple[LanguageModel, TrainResult]:
     """Prepare (or reopen) a run directory and train it; returns the model and result.
 
     ``init_model`` is an optional callable ``(model, tokenizer) -> None`` run before
     training (e.g. to load pre-trained word vectors into the embedding layer).
+    ``quiet`` drops the opening line; ``progress=False`` hides the progress bar.
     """
     out = Path(out)
     dist = ddp.setup()
@@ -227,7 +229,16 @@ def run_training(
                 shutil.rmtree(backup, ignore_errors=True)
                 backup = None
         started = True
-        result = train(model, data, tcfg, out, resume=resume, dist=dist, should_stop=should_stop)
+        result = train(
+            model,
+            data,
+            tcfg,
+            out,
+            resume=resume,
+            dist=dist,
+            should_stop=should_stop,
+            progress=progress,
+        )
         if dist.is_main:
             plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {family}")
             if not result.interrupted:
