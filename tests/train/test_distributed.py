@@ -36,6 +36,8 @@ def train_cmd(run, corpus) -> list[str]:
         "train.eval_batches=2",
         "--set",
         "train.threads=1",
+        "--device",
+        "cpu",  # gloo, also on a machine with GPUs (tests/train/test_cuda.py covers NCCL)
     ]
 
 

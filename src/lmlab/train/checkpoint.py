@@ -61,6 +61,9 @@ def save_checkpoint(
     names = _param_names(model, opt)
     otensors, ometa = _optimizer_tensors(opt, names)
     otensors["__torch_rng__"] = torch.get_rng_state()
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    if device.type == "cuda":  # dropout on the GPU draws from the GPU's generator
+        otensors["__cuda_rng__"] = torch.cuda.get_rng_state(device)
     tag = {"step": str(step)}
     save_tensors_atomic(otensors, run_dir / OPTIM_FILE, metadata=tag)
     save_tensors_atomic(model.tensors_for_save(), run_dir / MODEL_FILE, metadata=tag)
@@ -119,6 +122,10 @@ def load_checkpoint(
         ) from None
     ot = load_tensors_checked(run_dir / OPTIM_FILE)
     torch.set_rng_state(ot.pop("__torch_rng__"))
+    cuda_rng = ot.pop("__cuda_rng__", None)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    if cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_rng, device)
     names = _param_names(model, opt)
     meta = state["optimizer"]
     opt_state: dict[int, dict[str, Any]] = {}

@@ -243,11 +243,7 @@ def train(
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            train_loss = loss_sum / cfg.grad_accum
-            if dist.enabled:
-                t = torch.tensor([train_loss], dtype=torch.float64)
-                torch.distributed.all_reduce(t)
-                train_loss = t.item() / dist.world_size
+            train_loss = ddp.all_mean(loss_sum / cfg.grad_accum, dist)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 now = time.perf_counter()
                 tps = (step - last_step) * tokens_per_step / max(now - last_t, 1e-9)

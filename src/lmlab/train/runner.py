@@ -162,6 +162,16 @@ def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
     return open_dataset(data_dir)
 
 
+def _device_name(cfg: dict[str, Any], out: Path, resume: bool) -> str:
+    """The configured device (of the saved run when resuming), before anything is opened."""
+    if resume:
+        try:
+            cfg = load_toml(out / CONFIG_FILE)
+        except (LmlabError, OSError):
+            return "auto"  # the run directory's own checks report the problem
+    return str(cfg.get("train", {}).get("device", "auto"))
+
+
 def run_training(
     cfg: dict[str, Any],
     out: str | Path,
@@ -180,7 +190,7 @@ def run_training(
     ``quiet`` drops the opening line; ``progress=False`` hides the progress bar.
     """
     out = Path(out)
-    dist = ddp.setup()
+    dist = ddp.setup(_device_name(cfg, out, resume))
     created = not out.exists()
     backup: Path | None = None
     started = False
