@@ -55,7 +55,7 @@ def hf_model():
         embd_pdrop=0.0,
         attn_pdrop=0.0,
     )
-    return GPT2LMHeadModel(cfg, attn_implementation="sdpa")
+    return GPT2LMHeadModel(cfg)  # SDPA attention, transformers' default
 
 
 def step_fn(model: torch.nn.Module, batch: int, hf: bool, compiled: bool):
