@@ -14,19 +14,7 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-SHARED_DATA = Path(
-    os.environ.get(
-        "LMLAB_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    )
-)
-
-
-def shared_file(*parts: str) -> Path:
-    """A file under ../shared/data, or skip the test with the reason."""
-    p = SHARED_DATA.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared data file {p} not found (set LMLAB_SHARED_DATA to the data folder)")
-    return p
+from shared_data import SHARED_DATA, shared_file  # noqa: E402,F401  (tests/ is on sys.path)
 
 
 @pytest.fixture

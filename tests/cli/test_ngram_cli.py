@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA as DATA  # noqa: E402  (tests/ is on sys.path)
 from lmlab.cli import main
 from lmlab.config import load_toml
+from shared_data import SHARED_DATA as DATA  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture()

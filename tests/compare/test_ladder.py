@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA as DATA  # noqa: E402  (tests/ is on sys.path)
 from lmlab.cli import main
 from lmlab.compare.ladder import stream_ppl
 from lmlab.models import build_model
+from shared_data import SHARED_DATA as DATA  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture()

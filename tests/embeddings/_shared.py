@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from conftest import shared_file as shared_path  # noqa: E402
+from shared_data import shared_file as shared_path  # noqa: E402
 
 
 @lru_cache(maxsize=1)

@@ -108,3 +108,64 @@ def test_first_generated_word_is_spaced_from_the_prompt() -> None:
     tok = WordTokenizer.train(["hello world again"])
     st = _SampleText(tok, [], tok.encode("hello"))
     assert st.push(tok.encode("world")[0]) == (" world", False)
+
+
+@pytest.fixture(scope="module")
+def hello_model():
+    """A tiny Transformer trained on documents that all read "hello world": after "hello"
+    it says " world" and then ends the document."""
+    tok = CharTokenizer.train(["hello world"])
+    doc = tok.encode("hello world") + [tok.eos_id]
+    data = torch.tensor(doc * 64)
+    torch.manual_seed(0)
+    m = Transformer(
+        TransformerConfig(
+            vocab_size=tok.vocab_size, context_length=24, n_layer=1, n_head=2, d_model=32
+        )
+    )
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    for _ in range(150):
+        starts = torch.randint(0, len(data) - 25, (16,))
+        x = torch.stack([data[s : s + 24] for s in starts])
+        y = torch.stack([data[s + 1 : s + 25] for s in starts])
+        loss = torch.nn.functional.cross_entropy(m(x).flatten(0, 1), y.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval(), tok
+
+
+def test_generation_stops_at_the_end_of_the_document(hello_model) -> None:
+    m, tok = hello_model
+    greedy = SamplingParams(max_new_tokens=20, temperature=0)
+    out = generate(m, tok, "hello", greedy)[0]
+    assert out.text == " world" and out.finish_reason == "stop"
+    assert out.token_ids[-1] == tok.eos_id  # the end token is counted, never shown
+    events = list(generate_stream(m, tok, "hello", greedy))
+    assert "".join(e.text for e in events) == " world" and events[-1].finish_reason == "stop"
+    # ignore_eos goes on into the next document, to the token budget
+    more = generate(
+        m, tok, "hello", SamplingParams(max_new_tokens=20, temperature=0, ignore_eos=True)
+    )[0]
+    assert more.finish_reason == "length" and len(more.token_ids) == 20
+    assert more.text.startswith(" world<eos>h")  # the next document begins
+
+
+def test_end_of_document_releases_text_held_for_a_stop_string() -> None:
+    tok = CharTokenizer.train(["abxyz"])
+    st = _SampleText(tok, ["xyz"], stop_at_eos=True)
+    assert st.push(tok.encode("a")[0]) == ("a", False)
+    assert st.push(tok.encode("x")[0]) == ("", False)  # might be the start of "xyz"
+    assert st.push(tok.eos_id) == ("x", True)
+
+
+def test_eos_that_ends_lines_does_not_stop_generation() -> None:
+    from lmlab.generate.engine import sample_text
+    from lmlab.tokenize import WordTokenizer
+
+    lines = WordTokenizer.train(["a b\nc d\n"], split="whitespace")
+    assert not lines.eos_ends_document  # Penn Treebank style: <eos> after every sentence
+    assert sample_text(lines, SamplingParams(), []).eos is None
+    words = WordTokenizer.train(["a b\nc d\n"])
+    assert words.eos_ends_document and sample_text(words, SamplingParams(), []).eos == words.eos_id
+    assert sample_text(words, SamplingParams(ignore_eos=True), []).eos is None

@@ -162,7 +162,7 @@ def test_full_worker_refuses_and_cancelled_requests_stop(tok) -> None:
         seen.append(item)
         started.set()
 
-    req = GenRequest(tok.encode("ab"), SamplingParams(max_new_tokens=10**6), emit)
+    req = GenRequest(tok.encode("ab"), SamplingParams(max_new_tokens=10**6, ignore_eos=True), emit)
     worker.submit(req)
     assert started.wait(10)
     with pytest.raises(QueueFull):

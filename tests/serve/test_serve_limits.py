@@ -125,7 +125,7 @@ def test_a_disconnected_stream_is_cancelled(slow_server) -> None:
     url, reg = slow_server
     worker = reg.models["lstm"].worker
     before = worker.stats["cancelled"]
-    body = {"model": "lstm", "prompt": "a", "stream": True, "max_tokens": 10**6}
+    body = {"model": "lstm", "prompt": "a", "stream": True, "max_tokens": 10**6, "ignore_eos": True}
     with httpx.stream("POST", url + "/v1/completions", json=body, headers=AUTH) as r:
         lines = r.iter_lines()
         assert next(lines).startswith("data: ")
@@ -137,19 +137,22 @@ def test_a_disconnected_plain_request_is_cancelled(slow_server) -> None:
     worker = reg.models["lstm"].worker
     before = worker.stats["cancelled"]
     with pytest.raises(httpx.TimeoutException):
-        httpx.post(url + "/v1/completions", json={"model": "lstm", "prompt": "a", "max_tokens": 10**6},
+        httpx.post(url + "/v1/completions", json={"model": "lstm", "prompt": "a", "max_tokens": 10**6,
+                                                       "ignore_eos": True},
                    headers=AUTH, timeout=0.3)  # fmt: skip
     assert wait_for(lambda: worker.stats["cancelled"] > before and worker.inflight == 0)
 
 
 def test_timeout_and_busy_answers(slow_server) -> None:
     url, reg = slow_server
-    body = {"model": "lstm", "prompt": "a", "max_tokens": 10**6}
+    body = {"model": "lstm", "prompt": "a", "max_tokens": 10**6, "ignore_eos": True}
     r = httpx.post(url + "/v1/completions", json=body, headers=AUTH, timeout=20)
     assert r.status_code == 408 and r.json()["error"]["type"] == "timeout_error"
     client = openai.OpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0, timeout=20)
     with pytest.raises(openai.APIError, match="timeout"):
-        for _ in client.completions.create(model="lstm", prompt="a", max_tokens=10**6, stream=True):
+        for _ in client.completions.create(
+            model="lstm", prompt="a", max_tokens=10**6, stream=True, extra_body={"ignore_eos": True}
+        ):
             pass
     # two endless streams fill the model; a third request is told to come back later
     # (keep the line iterators: dropping one closes the connection, which cancels the stream)

@@ -22,6 +22,11 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("-n", "--num-samples", type=int, default=1, help="independent samples")
+    g.add_argument(
+        "--ignore-eos",
+        action="store_true",
+        help="go on past the end-of-document token instead of stopping there",
+    )
 
 
 def sampling_from_args(args: argparse.Namespace):
@@ -37,6 +42,7 @@ def sampling_from_args(args: argparse.Namespace):
         stop=[s.replace("\\n", "\n").replace("\\t", "\t") for s in args.stop],
         seed=args.seed,
         n=args.num_samples,
+        ignore_eos=args.ignore_eos,
     )
 
 

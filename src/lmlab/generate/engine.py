@@ -85,6 +85,13 @@ def _stop_hold(text: str, stops: list[str]) -> int:
     return best
 
 
+def sample_text(tokenizer: Tokenizer, params: SamplingParams, prompt_ids: list[int]) -> _SampleText:
+    """The detokeniser of one sample: stop strings, and the end-of-document token unless
+    ``params.ignore_eos`` (or the tokenizer's ``<eos>`` only ends lines)."""
+    stop_at_eos = not params.ignore_eos and tokenizer.eos_ends_document
+    return _SampleText(tokenizer, params.stop, prompt_ids, stop_at_eos)
+
+
 class _SampleText:
     """Incremental detokenisation of one sample, with stop strings.
 
@@ -97,8 +104,15 @@ class _SampleText:
 
     CONTEXT = 4
 
-    def __init__(self, tokenizer: Tokenizer, stops: list[str], prompt_ids: list[int] = ()) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        stops: list[str],
+        prompt_ids: list[int] = (),
+        stop_at_eos: bool = False,
+    ) -> None:
         self.tok, self.stops = tokenizer, [s for s in stops if s]
+        self.eos = tokenizer.eos_id if stop_at_eos else None
         self.longest_stop = max((len(s) for s in self.stops), default=0)
         # The prompt's last tokens give the first new token its context (a space before a
         # word, say); they are never emitted themselves.
@@ -127,7 +141,10 @@ class _SampleText:
         self._base = self._full  # the window now ends with the committed tokens
 
     def push(self, token_id: int) -> tuple[str, bool]:
-        """Add a token; returns (text safe to emit now, whether a stop string was hit)."""
+        """Add a token; returns (text safe to emit now, whether a stop string or the
+        end-of-document token was hit)."""
+        if token_id == self.eos:  # the end of the document: emit what was held back, stop
+            return self.flush(), True
         self.pending.append(token_id)
         piece = self._piece()
         if piece.endswith("\ufffd") and len(self.pending) < 4:
@@ -193,7 +210,7 @@ def generate_stream(
     fast = fast_decoder(model, fast_decode, rows=n)
     state = fast.new_state(n) if fast else model.new_state(n, device)
     logits = model(prompt_t, state)[:, -1]
-    texts = [_SampleText(tokenizer, params.stop, ids) for _ in range(n)]
+    texts = [sample_text(tokenizer, params, ids) for _ in range(n)]
     done = [params.max_new_tokens == 0] * n
     for i in range(n) if params.max_new_tokens == 0 else ():
         yield TokenEvent(i, -1, "", 0.0, finish_reason="length")

@@ -20,6 +20,7 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     n: int = 1  # independent samples
+    ignore_eos: bool = False  # go on past the end-of-document token instead of stopping
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 0:

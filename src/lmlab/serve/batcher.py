@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from lmlab.errors import LmlabError
-from lmlab.generate.engine import TokenEvent, _SampleText, model_vocab
+from lmlab.generate.engine import TokenEvent, model_vocab, sample_text
 from lmlab.generate.sampling import SamplingParams, choose
 from lmlab.models import LanguageModel
 from lmlab.serve import states
@@ -69,7 +69,7 @@ class _Active:
         if p.seed is not None:
             self.gen = torch.Generator(device=device)
             self.gen.manual_seed(p.seed)
-        self.texts = [_SampleText(tokenizer, p.stop, req.prompt_ids) for _ in range(p.n)]
+        self.texts = [sample_text(tokenizer, p, req.prompt_ids) for _ in range(p.n)]
         self.history = [list(req.prompt_ids) for _ in range(p.n)]
         self.seen = None
         if p.repetition_penalty != 1.0:

@@ -74,6 +74,7 @@ def sampling_params(body: _Sampling, max_new: int, extra_stops: list[str] = ()) 
             stop=stops,
             seed=body.seed,
             n=body.n,
+            ignore_eos=body.ignore_eos,
         )
     except LmlabError as e:
         raise APIError(400, str(e), "invalid_value") from None

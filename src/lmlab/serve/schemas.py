@@ -36,6 +36,9 @@ class _Sampling(_Strict):
     top_k: int | None = Field(None, ge=1, description="lmlab: keep the k most likely tokens")
     min_p: float | None = Field(None, ge=0.0, le=1.0, description="lmlab: min-p filtering")
     repetition_penalty: float = Field(1.0, gt=0.0, le=10.0, description="lmlab: CTRL's rule")
+    ignore_eos: bool = Field(
+        False, description="lmlab (as vLLM): go on past the end-of-document token"
+    )
     n: int = Field(1, ge=1, le=MAX_N)
     stream: bool = False
     stream_options: StreamOptions | None = None

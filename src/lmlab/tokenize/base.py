@@ -58,6 +58,12 @@ class Tokenizer(ABC):
     def eos_id(self) -> int:
         return self.special_tokens[EOS]
 
+    @property
+    def eos_ends_document(self) -> bool:
+        """Whether ``<eos>`` marks the end of a document (where generation stops), rather
+        than of a line, as in pre-tokenised one-sentence-per-line text."""
+        return True
+
     def encode_array(self, text: str) -> np.ndarray:
         """``encode`` as an int64 array (kinds override this with a faster path)."""
         return np.asarray(self.encode(text), dtype=np.int64)

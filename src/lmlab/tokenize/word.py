@@ -170,6 +170,10 @@ class WordTokenizer(Tokenizer):
     def id_to_piece(self, i: int) -> str:
         return self._itos[i]
 
+    @property
+    def eos_ends_document(self) -> bool:
+        return self.split != "whitespace"  # there, <eos> ends every line
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "specials": self.specials,
