@@ -39,17 +39,27 @@ NANOGPT_SAMPLE_TOK_S = 430.0
 SHAPE = {"n_layer": 4, "n_head": 4, "d_model": 128, "context": 64, "batch": 12}
 
 
-def step_fn(model: torch.nn.Module, vocab: int, bf16: bool, hf: bool, compiled: bool = False):
-    """One optimizer step of a plain training loop on a fixed batch, as a closure."""
+def step_fn(
+    model: torch.nn.Module,
+    vocab: int,
+    bf16: bool,
+    hf: bool,
+    compiled: bool = False,
+    shape: tuple[int, int] | None = None,
+    device: str = "cpu",
+):
+    """One optimizer step of a plain training loop on a fixed random batch of ``shape``
+    (default: nanoGPT's 12 x 64), as a closure; the same loop for every model."""
+    model.to(device).train()
     opt = make_optimizer(model, TrainConfig(lr=1e-3))
     net = torch.compile(model) if compiled else model
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
-    y = torch.randint(0, vocab, (SHAPE["batch"], SHAPE["context"]), generator=g)
-    model.train()
+    g = torch.Generator(device=device).manual_seed(0)
+    shape = shape or (SHAPE["batch"], SHAPE["context"])
+    x = torch.randint(0, vocab, shape, generator=g, device=device)
+    y = torch.randint(0, vocab, shape, generator=g, device=device)
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             logits = net(x).logits if hf else net(x)
             loss = F.cross_entropy(logits.float().view(-1, vocab), y.view(-1))
         loss.backward()

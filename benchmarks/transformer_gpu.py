@@ -18,12 +18,10 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from _common import table
 from lmlab.models import Transformer, TransformerConfig
-from lmlab.train.config import TrainConfig
-from lmlab.train.loop import make_optimizer
+from transformer import step_fn  # the CPU benchmark's loop, on the GPU
 
 SHAPE = {"n_layer": 12, "n_head": 12, "d_model": 768, "context": 1024, "vocab": 50257}
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s
@@ -56,27 +54,6 @@ def hf_model():
         attn_pdrop=0.0,
     )
     return GPT2LMHeadModel(cfg)  # SDPA attention, transformers' default
-
-
-def step_fn(model: torch.nn.Module, batch: int, hf: bool, compiled: bool):
-    model.cuda().train()
-    opt = make_optimizer(model, TrainConfig(lr=1e-4))
-    net = torch.compile(model) if compiled else model
-    g = torch.Generator(device="cuda").manual_seed(0)
-    shape = (batch, SHAPE["context"])
-    x = torch.randint(0, SHAPE["vocab"], shape, device="cuda", generator=g)
-    y = torch.randint(0, SHAPE["vocab"], shape, device="cuda", generator=g)
-
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = net(x).logits if hf else net(x)
-            loss = F.cross_entropy(logits.float().view(-1, SHAPE["vocab"]), y.view(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    return step
 
 
 def flops_per_token(params: int) -> float:
@@ -113,7 +90,8 @@ def main() -> None:
             print(f"transformers not installed: {label} skipped")
             continue
         params[label] = sum(p.numel() for p in model.parameters())
-        steps[label] = step_fn(model, args.batch, hf, compiled)
+        shape = (args.batch, SHAPE["context"])
+        steps[label] = step_fn(model, SHAPE["vocab"], True, hf, compiled, shape, "cuda")
         t0 = time.perf_counter()
         for _ in range(3):  # warm up (and compile)
             steps[label]()

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from test_precision import config as tiny_config  # noqa: E402  (tests/train is on sys.path)
 
 from lmlab.errors import LmlabError
 from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerConfig
@@ -20,25 +21,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def config(corpus, **train) -> dict:
-    return {
-        "data": {"corpus": [str(corpus)]},
-        "tokenizer": {"kind": "char"},
-        "model": {"family": "transformer", "n_layer": 2, "n_head": 2, "d_model": 64},
-        "train": {
-            "steps": 300,
-            "batch_size": 16,
-            "context": 64,
-            "lr": 3e-3,
-            "warmup": 10,
-            "eval_every": 1000,
-            "checkpoint_every": 1000,
-            "log_every": 10,
-            "eval_batches": 4,
-            "sample_tokens": 0,
-            "device": "cuda",
-            **train,
-        },
-    }
+    return tiny_config(corpus, device="cuda", **train)
 
 
 def losses(run) -> dict[int, float]:
