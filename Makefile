@@ -33,6 +33,7 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/lmlab train --corpus builtin:shakespeare --tokenizer char \
 	    --model transformer --block llama --depth 3 --context 128 --batch-size 16 --steps 800 \
+	    --precision auto \
 	    --eval-every 200 --out $(DEMO_RUN) --overwrite
 	$(VENV)/bin/lmlab generate --run $(DEMO_RUN) --prompt "Romeo." \
 	    --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1

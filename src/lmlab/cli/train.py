@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=int, help="training window in tokens")
     p.add_argument("--lr", type=float)
     p.add_argument("--eval-every", type=int)
-    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        help="fp32 (default), bf16 autocast, or auto: bf16 where the hardware has it natively",
+    )
     p.add_argument("--time-limit", type=float, help="stop after this many seconds")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")

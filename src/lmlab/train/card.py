@@ -63,6 +63,7 @@ def write_card(
         f"- tokens: {data_meta.get('train_tokens'):,} train, {data_meta.get('val_tokens'):,} validation",
         f"- seed: {config['train'].get('seed')}",
         f"- steps: {result.get('step')} ({result.get('tokens_seen'):,} tokens) in {result.get('elapsed', 0):.1f} s",
+        f"- computed on: {result.get('device', '?')} in {result.get('precision', '?')}",
         "",
         "## Final metrics",
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmlab.errors import LmlabError
+from lmlab.train.precision import PRECISIONS
 
 
 @dataclass
@@ -27,7 +28,7 @@ class TrainConfig:
     sample_tokens: int = 200
     log_every: int = 10
     seed: int = 1337
-    precision: str = "fp32"  # "fp32" | "bf16" (autocast; fast on CPUs with AMX)
+    precision: str = "fp32"  # "fp32" | "bf16" (autocast) | "auto" (bf16 where native)
     time_limit: float | None = None  # seconds; stop early when reached
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
     threads: int | None = None  # CPU threads (default: all cores)
@@ -42,8 +43,10 @@ class TrainConfig:
                 raise LmlabError(f"train.{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise LmlabError(f"train.lr must be positive, got {self.lr}")
-        if self.precision not in ("fp32", "bf16"):
-            raise LmlabError(f"train.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise LmlabError(
+                f"train.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}"
+            )
         if self.warmup < 0:
             raise LmlabError("train.warmup must be >= 0")
 

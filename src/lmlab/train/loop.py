@@ -29,6 +29,7 @@ from lmlab.evaluate.perplexity import window_loss
 from lmlab.generate import SamplingParams, generate
 from lmlab.models import LanguageModel
 from lmlab.train import distributed as ddp
+from lmlab.train import precision
 from lmlab.train.checkpoint import load_checkpoint, save_checkpoint
 from lmlab.train.config import TrainConfig
 from lmlab.train.schedule import lr_at
@@ -44,6 +45,8 @@ class TrainResult:
     elapsed: float
     tokens_seen: int
     final: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "fp32"  # as computed ("auto" resolved)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -143,12 +146,17 @@ def train(
         )
     if cfg.compile:
         net = torch.compile(net)
-    autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+    autocast_dtype = precision.autocast_dtype(cfg.precision, device)
     rows = ddp.batch_slice(cfg.batch_size, dist)
     tokens_per_step = cfg.batch_size * cfg.context * cfg.grad_accum
     bpt = data.meta.val_bytes_per_token
     result = TrainResult(
-        step=start, interrupted=False, elapsed=0.0, tokens_seen=start * tokens_per_step
+        step=start,
+        interrupted=False,
+        elapsed=0.0,
+        tokens_seen=start * tokens_per_step,
+        device=str(device),
+        precision="bf16" if autocast_dtype == torch.bfloat16 else "fp32",
     )
     sample_gen_every = cfg.sample_every or cfg.eval_every
     if cfg.carry_state and model.context_length is not None:
