@@ -31,6 +31,7 @@ from lmlab.generate import SamplingParams, generate
 from lmlab.models import Transformer, TransformerConfig
 from lmlab.train.config import TrainConfig
 from lmlab.train.loop import make_optimizer
+from lmlab.train.precision import autocast_dtype
 from lmlab.train.runner import run_training
 
 NANOGPT_VAL_LOSS = 1.886  # nanoGPT, 2000 steps, on this machine (issue #2)
@@ -216,7 +217,7 @@ def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path, v
             train["batch_size"],
             train["context"],
             train,
-            bf16=train.get("precision") == "bf16",
+            bf16=autocast_dtype(train.get("precision", "fp32"), torch.device("cpu")) is not None,
         )
     cfg = {
         "data": {"corpus": [str(corpus)], "val_fraction": 0.1},
@@ -234,7 +235,7 @@ def quality_section(corpus: Path, recipe: dict, seconds: float, workdir: Path, v
     }
     run = workdir / recipe["name"]
     t0 = time.perf_counter()
-    _, res = run_training(cfg, run, overwrite=True, quiet=True)
+    _, res = run_training(cfg, run, overwrite=True, quiet=True, progress=False)
     wall = time.perf_counter() - t0
     return {
         "name": recipe["name"],
@@ -315,7 +316,7 @@ RECIPES = {
             "warmup": 100,
             "beta2": 0.99,
             "weight_decay": 0.1,
-            "precision": "fp32",
+            "precision": "auto",
         },
     },
 }
