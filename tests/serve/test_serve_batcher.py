@@ -171,3 +171,48 @@ def test_full_worker_refuses_and_cancelled_requests_stop(tok) -> None:
     worker.close()
     assert worker.inflight == 0 and worker.stats["cancelled"] == 1
     assert FINISHED not in seen and len(seen) < 10**6
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_chunked_prefill_gives_the_engine_tokens(tok, family: str) -> None:
+    """Prompts longer than the chunk are read a few tokens per forward: same texts."""
+    model = build(family, tok).eval()
+    worker = ModelWorker(model, tok, family, window_s=0.05, threads=1, prefill_chunk=2)
+    try:
+        got = run_worker(worker, tok, PROMPTS, PARAMS)
+    finally:
+        worker.close()
+    want = [
+        [c.text for c in generate(model, tok, p, sp)] for p, sp in zip(PROMPTS, PARAMS, strict=True)
+    ]
+    assert got == want
+    # "ghij kl" (7 tokens) in 4 chunks, the 3-token prompts in 2 each; "ab" in one forward
+    assert worker.stats["prefill_chunks"] == 4 + 2 + 2 + 2
+
+
+def test_a_long_prompt_does_not_hold_the_running_requests(tok) -> None:
+    """While a long prompt is read chunk by chunk, the running request keeps decoding."""
+    model = build("gpt2", tok).eval()
+    worker = ModelWorker(model, tok, "gpt2", window_s=0.3, threads=1, prefill_chunk=2)
+    order: list[str] = []
+    done = [threading.Event(), threading.Event()]
+
+    def emitter(name: str, k: int):
+        def emit(item) -> None:
+            if item == FINISHED or isinstance(item, Exception):
+                done[k].set()
+            else:
+                order.append(name)
+
+        return emit
+
+    greedy = SamplingParams(max_new_tokens=12, temperature=0, ignore_eos=True)
+    try:  # collected in one turn: "ab" is read at once, the 14-token prompt in 7 chunks
+        worker.submit(GenRequest(tok.encode("ab"), greedy, emitter("short", 0)))
+        long = SamplingParams(max_new_tokens=1, temperature=0, ignore_eos=True)
+        worker.submit(GenRequest(tok.encode("abcdefghij klm"), long, emitter("long", 1)))
+        assert all(d.wait(20) for d in done)
+    finally:
+        worker.close()
+    assert order.index("long") >= 7  # the short request's tokens came during the long prefill
+    assert worker.stats["prefill_chunks"] == 7

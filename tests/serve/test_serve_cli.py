@@ -75,6 +75,8 @@ def test_serve_refuses_a_missing_or_corrupt_run(tmp_path, serve_runs, capsys) ->
     (tmp_path / "notes.md").write_text("hello")
     assert main(["serve", "--run", str(tmp_path / "notes.md")]) == 2
     assert "neither a run directory" in capsys.readouterr().err
+    assert main(["serve", "--run", str(serve_runs["tiny"]), "--prefill-chunk", "-1"]) == 2
+    assert "--prefill-chunk must be 0 or more" in capsys.readouterr().err
 
 
 def test_serve_prints_where_it_listens_and_answers(serve_runs) -> None:

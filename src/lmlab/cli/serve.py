@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-batch", action="store_true", help="one forward per request (no batching)")
     p.add_argument(
+        "--prefill-chunk",
+        type=int,
+        default=256,
+        help="a Transformer reads longer prompts this many tokens per forward, between the "
+        "decoding steps of running requests (default 256; 0: the whole prompt at once)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -106,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
                         ("--max-prompt-tokens", args.max_prompt_tokens)]:  # fmt: skip
         if value < 1:
             raise LmlabError(f"{name} must be at least 1, got {value}")
+    if args.prefill_chunk < 0:
+        raise LmlabError(f"--prefill-chunk must be 0 or more, got {args.prefill_chunk}")
     if args.timeout <= 0:
         raise LmlabError(f"--timeout must be positive, got {args.timeout}")
     if args.threads is not None and args.threads < 1:
@@ -123,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_requests=args.max_requests,
         threads=args.threads,
+        prefill_chunk=args.prefill_chunk,
     )
     app = create_app(registry, settings)
     sock = _listen(args.host, args.port)

@@ -38,6 +38,7 @@ def create_app(registry: Registry, settings: ServeSettings | None = None) -> Fas
             batch=settings.batch,
             max_batch=settings.max_batch,
             window_s=settings.batch_window_s,
+            prefill_chunk=settings.prefill_chunk,
             max_requests=settings.max_requests,
             threads=settings.threads,
         )

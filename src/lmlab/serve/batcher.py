@@ -90,12 +90,26 @@ class _Group:
         return sum(a.n for a in self.members)
 
 
+@dataclass
+class _Prefill:
+    """A long prompt being read one chunk per worker turn, between decoding steps."""
+
+    member: _Active
+    ids: torch.Tensor  # (rows, prompt length)
+    state: Any
+    done: int = 0  # prompt tokens read so far
+
+
 class ModelWorker:
     """The thread that owns one model and decodes all its requests in batches.
 
     ``batch=False`` keeps one forward per request (still interleaved); ``window_s`` is how
     long an idle worker waits after a first request for others to batch with it;
     ``threads`` sets torch's intra-op threads (process-wide) when the worker starts.
+    A Transformer reads a prompt longer than ``prefill_chunk`` tokens that many tokens per
+    forward, one chunk per turn of the worker, between the decoding steps of the requests
+    already running (chunked prefill), so a long prompt never holds them for its whole
+    prefill; 0 reads every prompt in one forward.
     """
 
     def __init__(
@@ -108,6 +122,7 @@ class ModelWorker:
         window_s: float = 0.004,
         max_requests: int = 256,
         threads: int | None = None,
+        prefill_chunk: int = 256,
     ) -> None:
         self.model, self.tok, self.name = model, tokenizer, name
         self.threads = threads
@@ -119,15 +134,19 @@ class ModelWorker:
         # are prefilled together, right-padded (causal attention never looks at the padding)
         probe = model.new_state(1, self.device)
         self.ragged = batch and hasattr(probe, "lengths") and states.kind(probe) == "kv"
+        self.prefill_chunk = prefill_chunk if states.kind(probe) == "kv" else 0
         self._inbox: queue.Queue[GenRequest | None] = queue.Queue()
         self._groups: list[_Group] = []
+        self._prefilling: list[_Prefill] = []
         self._lock = threading.Lock()
         self._inflight = 0
         # decode forwards, rows they carried, the largest batch (evidence of batching), the
         # most requests decoded at once, and requests ended by a client leaving or a timeout
         self.stats = dict.fromkeys(
-            ("forwards", "rows", "max_rows", "prefills", "max_active", "cancelled", "timeouts"), 0
-        )
+            ("forwards", "rows", "max_rows", "prefills", "prefill_chunks", "max_active",
+             "cancelled", "timeouts"),
+            0,
+        )  # fmt: skip
         self._thread = threading.Thread(target=self._loop, name=f"lmlab-{name}", daemon=True)
         self._thread.start()
 
@@ -155,11 +174,11 @@ class ModelWorker:
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
             while True:
-                new = self._collect(block=not self._groups)
+                new = self._collect(block=not self._groups and not self._prefilling)
                 if new is None:
-                    for g in self._groups:
-                        for a in g.members:
-                            self._end(a.req, RequestTimeout("the server is shutting down"))
+                    waiting = [a for g in self._groups for a in g.members]
+                    for a in waiting + [p.member for p in self._prefilling]:
+                        self._end(a.req, RequestTimeout("the server is shutting down"))
                     return
                 if new:
                     self._admit(new)
@@ -170,6 +189,8 @@ class ModelWorker:
                         self._groups.remove(g)
                         for a in g.members:
                             self._end(a.req, e)
+                if self._prefilling:
+                    self._prefill_next_chunk()
                 if len(self._groups) > 1:
                     self._join_groups()
 
@@ -226,6 +247,8 @@ class ModelWorker:
                 for i in range(req.params.n):
                     self._emit(req, TokenEvent(i, -1, "", 0.0, finish_reason="length"))
                 self._end(req, FINISHED)
+            elif self.prefill_chunk and len(req.prompt_ids) > self.prefill_chunk:
+                self._start_chunked_prefill(req)
             else:
                 key = 0 if self.ragged else len(req.prompt_ids) if self.batch else id(req)
                 buckets.setdefault(key, []).append(req)
@@ -265,6 +288,41 @@ class ModelWorker:
             return
         self.stats["prefills"] += 1
         self._groups.append(_Group(state, logits, members))
+
+    def _start_chunked_prefill(self, req: GenRequest) -> None:
+        try:
+            a = _Active(req, self.tok, self.vocab, self.device)
+            ids = torch.tensor(a.history, dtype=torch.long, device=self.device)
+            self._prefilling.append(_Prefill(a, ids, self.model.new_state(a.n, self.device)))
+        except Exception as e:
+            self._end(req, e if isinstance(e, LmlabError) else RuntimeError(str(e)))
+
+    def _prefill_next_chunk(self) -> None:
+        """Read the next chunk of the oldest long prompt; once it is read, its rows join
+        the decoding groups."""
+        p = self._prefilling[0]
+        req = p.member.req
+        if req.cancelled.is_set():
+            self._prefilling.pop(0)
+            self._end(req, None)
+            return
+        if req.deadline is not None and time.monotonic() > req.deadline:
+            self._prefilling.pop(0)
+            self._end(req, RequestTimeout("the request took longer than the server's timeout"))
+            return
+        try:
+            chunk = p.ids[:, p.done : p.done + self.prefill_chunk]
+            out = self.model(chunk, p.state)
+        except Exception as e:
+            self._prefilling.pop(0)
+            self._end(req, e if isinstance(e, LmlabError) else RuntimeError(str(e)))
+            return
+        p.done += chunk.shape[1]
+        self.stats["prefill_chunks"] += 1
+        if p.done >= p.ids.shape[1]:
+            self._prefilling.pop(0)
+            self.stats["prefills"] += 1
+            self._groups.append(_Group(p.state, out[:, -1], [p.member]))
 
     def _join_groups(self) -> None:
         if not self.batch:

@@ -31,6 +31,7 @@ class ServeSettings:
     max_batch: int = 64  # rows per forward
     max_requests: int = 256  # requests in flight per model before 429
     batch_window_s: float = 0.004
+    prefill_chunk: int = 256  # prompt tokens per forward for long prompts (0: all at once)
     threads: int | None = None  # torch intra-op threads; None: half the cores over the models
 
 
