@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,13 @@ def test_playground_generates_streams_and_shows_probabilities(page) -> None:
     page.wait_for_selector("#tooltip:not(.hidden)")
     tip = page.inner_text("#tooltip")
     assert "p = " in tip and tip.count("\n") >= 2  # the token and its alternatives
+    # "ignore end of document" sends ignore_eos
+    page.check("#ignore_eos")
+    with page.expect_request("**/v1/completions") as sent:
+        page.click("#generate")
+    assert json.loads(sent.value.post_data)["ignore_eos"] is True
+    page.wait_for_selector("#generate:not([disabled])")
+    page.uncheck("#ignore_eos")
 
 
 @pytest.mark.slow

@@ -117,6 +117,7 @@ function samplingBody() {
   const stop = $("stop").value.split(",").map((s) => s.replace(/\\n/g, "\n").replace(/\\t/g, "\t"))
     .filter((s) => s.length > 0);
   if (stop.length) body.stop = stop;
+  if ($("ignore_eos").checked) body.ignore_eos = true;
   return body;
 }
 
