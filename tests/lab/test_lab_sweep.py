@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,20 @@ def test_ray_local_instance_runs_the_same_work(swept: Path, tmp_path: Path) -> N
     assert s.ran == 2
     want = [r for r in _rows(swept) if r[1] in SIZES[:2]]
     assert _rows(tmp_path / "ray.sqlite") == want
+
+
+def test_an_unreachable_ray_address_is_one_clear_error_at_once(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a free port with nothing listening on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    specs = plan("add:digits=1", SIZES[:1], data=[60], steps=[30], seeds=[0], **TINY)
+    t0 = time.perf_counter()
+    with pytest.raises(LmlabError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
+        run_sweep(specs, tmp_path / "r.sqlite", ray_address=f"127.0.0.1:{port}", progress=False)
+    assert time.perf_counter() - t0 < 10
 
 
 def test_report_has_plots_and_verdicts(swept: Path, tmp_path: Path) -> None:

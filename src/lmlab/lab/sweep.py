@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -146,6 +147,22 @@ def run_sweep(
     )
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail at once, in one line, when a ``host:port`` (or ``ray://host:port``) address has
+    nothing listening, instead of waiting out Ray's own connection retries."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms: Ray resolves them itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise LmlabError(
+            f"cannot reach the Ray cluster at {address} ({e.strerror or e}); start one with "
+            "`ray start --head` or pass its address, or use --ray local"
+        ) from None
+
+
 def _run_ray(todo: list[RunSpec], address: str, workers: int, threads: int, store) -> None:
     """The same work items as Ray tasks, ``threads`` CPUs each; results come back here."""
     try:
@@ -157,6 +174,7 @@ def _run_ray(todo: list[RunSpec], address: str, workers: int, threads: int, stor
         if address == "local":
             ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False)
         else:
+            _check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as e:
