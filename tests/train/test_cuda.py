@@ -1,5 +1,6 @@
 """The same code on a CUDA GPU: bf16 and compiled training, exact resume, KV-cache
-generation, and NCCL data parallelism. Skipped where there is no GPU (CI); run them on one
+generation, and NCCL data parallelism (one process per GPU: with a single GPU, torchrun's
+one process forms no process group). Skipped where there is no GPU (CI); run them on one
 with ``bash benchmarks/gpu_check.sh``."""
 
 from __future__ import annotations
