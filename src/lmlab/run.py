@@ -65,7 +65,12 @@ def load_tensors_checked(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Rebuild the model and tokenizer of a run directory, in eval mode."""
+    """Rebuild the model and tokenizer of a run directory, in eval mode. A GGUF file, a
+    Hugging Face checkpoint folder or ``builtin:NAME`` is read as a pretrained model."""
+    from lmlab.interop.sources import is_pretrained, open_pretrained
+
+    if is_pretrained(path):
+        return open_pretrained(path, device)
     p = Path(path)
     if not p.is_dir():
         raise LmlabError(f"run directory {p} not found; pass --run runs/NAME")

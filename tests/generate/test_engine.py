@@ -165,7 +165,8 @@ def test_eos_that_ends_lines_does_not_stop_generation() -> None:
 
     lines = WordTokenizer.train(["a b\nc d\n"], split="whitespace")
     assert not lines.eos_ends_document  # Penn Treebank style: <eos> after every sentence
-    assert sample_text(lines, SamplingParams(), []).eos is None
+    assert sample_text(lines, SamplingParams(), []).ends == set()
     words = WordTokenizer.train(["a b\nc d\n"])
-    assert words.eos_ends_document and sample_text(words, SamplingParams(), []).eos == words.eos_id
-    assert sample_text(words, SamplingParams(ignore_eos=True), []).eos is None
+    assert words.eos_ends_document
+    assert sample_text(words, SamplingParams(), []).ends == {words.eos_id}
+    assert sample_text(words, SamplingParams(ignore_eos=True), []).ends == set()

@@ -42,7 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="An interactive chat with a run: type a message, read the streamed reply. "
         "Commands: /reset, /system TEXT, /params k=v, /history, /help, /quit.",
     )
-    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
+    )
     p.add_argument("--system", default="", help="system message to start with")
     p.add_argument("--device", default="cpu")
     add_sampling_args(p)

@@ -13,7 +13,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Score a text with a run's model: every token is predicted from the "
         "text before it (a Transformer slides its window by --stride).",
     )
-    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
+    )
     p.add_argument(
         "--file",
         action="append",

@@ -14,7 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generate text from a trained model",
         description="Generate text from a run directory, streaming as it goes.",
     )
-    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
+    )
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
     p.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")
     p.add_argument("--device", default="cpu")

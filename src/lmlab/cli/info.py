@@ -8,7 +8,13 @@ import json
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a run directory")
-    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 

@@ -17,10 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--run",
+        "--model",
+        dest="run",
         action="append",
         required=True,
         metavar="[NAME=]PATH",
-        help="run directory or vectors file to serve (repeatable; the request's 'model' picks one)",
+        help="run directory, .gguf file, Hugging Face folder, builtin:smollm2 or vectors file "
+        "to serve (repeatable; the request's 'model' picks one)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")

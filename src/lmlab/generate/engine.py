@@ -55,6 +55,9 @@ def prepare_prompt(
     """Prompt token ids that fit the context: cropped to the last tokens (with a warning),
     or refused with ``on_long_prompt="error"``; an empty prompt starts a new document."""
     ids = tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+    bos = tokenizer.bos_id if tokenizer.add_bos else None
+    if bos is not None and (not ids or ids[0] != bos):
+        ids = [bos, *ids]  # a model trained with a start-of-sequence token sees one
     if not ids:
         ids = [tokenizer.eos_id]  # an empty prompt starts a new document
     ctx = model.context_length
@@ -112,7 +115,7 @@ class _SampleText:
         stop_at_eos: bool = False,
     ) -> None:
         self.tok, self.stops = tokenizer, [s for s in stops if s]
-        self.eos = tokenizer.eos_id if stop_at_eos else None
+        self.ends = tokenizer.end_ids if stop_at_eos else set()
         self.longest_stop = max((len(s) for s in self.stops), default=0)
         # The prompt's last tokens give the first new token its context (a space before a
         # word, say); they are never emitted themselves.
@@ -143,7 +146,7 @@ class _SampleText:
     def push(self, token_id: int) -> tuple[str, bool]:
         """Add a token; returns (text safe to emit now, whether a stop string or the
         end-of-document token was hit)."""
-        if token_id == self.eos:  # the end of the document: emit what was held back, stop
+        if token_id in self.ends:  # the end of the document: emit what was held back, stop
             return self.flush(), True
         self.pending.append(token_id)
         piece = self._piece()

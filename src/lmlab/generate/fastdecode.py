@@ -194,12 +194,13 @@ class FastDecoder:
         )
         self.eps = float(cfg.norm_eps)
 
-    def new_state(self, batch_size: int) -> KVCache:
+    def new_state(self, batch_size: int, capacity: int | None = None) -> KVCache:
         """An empty KV cache that both this decoder and the model's forward can extend:
-        each layer's keys and values are views of one (L, B, n_kv, context, hd) tensor."""
+        each layer's keys and values are views of one (L, B, n_kv, capacity, hd) tensor,
+        grown on demand (:meth:`KVCache.reserve`) up to the context length."""
         cfg: TransformerConfig = self.config
-        state = KVCache(cfg, 0, "cpu", torch.float32)  # batch 0: allocates nothing
-        shape = (cfg.n_layer, batch_size, cfg.kv_heads, cfg.context_length, cfg.head_dim)
+        state = KVCache(cfg, 0, "cpu", torch.float32, capacity)  # batch 0: allocates nothing
+        shape = (cfg.n_layer, batch_size, cfg.kv_heads, state.capacity, cfg.head_dim)
         k, v = torch.zeros(shape), torch.zeros(shape)
         state.k, state.v = list(k.unbind(0)), list(v.unbind(0))
         state._fast_kv = (state.k, state.v, k.numpy(), v.numpy())
@@ -230,6 +231,8 @@ class FastDecoder:
             pos = np.full(n, state.pos, dtype=np.int64)
         else:
             pos = np.ascontiguousarray(state.lengths.numpy(), dtype=np.int64)
+        if n and 0 <= int(pos.max()) < self.config.context_length:
+            state.reserve(int(pos.max()) + 1)
         out = self._run(ids_np, rows, pos, rows, state)
         if state.lengths is None:
             state.pos += 1
@@ -252,6 +255,7 @@ class FastDecoder:
             raise LmlabError(f"{n} rows of token ids for a KV cache of {kc.shape[1]} rows")
         if state.pos + t > ctx:
             raise LmlabError(f"sequence of {state.pos + t} tokens exceeds the context length {ctx}")
+        state.reserve(state.pos + t)
         rows = np.repeat(self._rows(n), t)
         pos = np.tile(np.arange(state.pos, state.pos + t, dtype=np.int64), n)
         out = self._run(ids_np.reshape(-1), rows, pos, self._rows(n) * t + (t - 1), state)

@@ -95,14 +95,25 @@ def for_depth(
 
 
 class KVCache:
-    """Keys and values of every layer for incremental decoding, preallocated to the context."""
+    """Keys and values of every layer for incremental decoding.
 
-    def __init__(self, cfg: TransformerConfig, batch_size: int, device, dtype) -> None:
-        shape = (batch_size, cfg.kv_heads, cfg.context_length, cfg.head_dim)
+    It starts with room for ``min(context, INITIAL)`` tokens and doubles on demand up to the
+    context length, so a model with an 8k context does not zero hundreds of megabytes for a
+    short chat. A cache made by the fast decoder keeps all layers in one tensor
+    (``_fast_kv``); :meth:`reserve` keeps that layout when it grows.
+    """
+
+    INITIAL = 256
+
+    def __init__(
+        self, cfg: TransformerConfig, batch_size: int, device, dtype, capacity: int | None = None
+    ) -> None:
+        self.max_capacity = cfg.context_length
+        self.capacity = min(cfg.context_length, capacity or self.INITIAL)
+        shape = (batch_size, cfg.kv_heads, self.capacity, cfg.head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.pos = 0  # tokens already in the cache
-        self.capacity = cfg.context_length
         # Ragged batches (a server decoding requests of different lengths together): the
         # tokens of each row, (B,) int64; None while every row has ``pos`` tokens.
         self.lengths: torch.Tensor | None = None
@@ -110,6 +121,30 @@ class KVCache:
     def reset(self) -> None:
         self.pos = 0
         self.lengths = None
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` tokens per row (an error beyond the context length)."""
+        if n <= self.capacity:
+            return
+        if n > self.max_capacity:
+            raise LmlabError(
+                f"sequence of {n} tokens exceeds the context length {self.max_capacity}"
+            )
+        new = min(self.max_capacity, max(n, 2 * self.capacity))
+
+        def grow(t: torch.Tensor) -> torch.Tensor:
+            shape = (*t.shape[:-2], new - t.shape[-2], t.shape[-1])
+            return torch.cat([t, t.new_zeros(shape)], dim=-2)
+
+        fast = getattr(self, "_fast_kv", None)
+        if fast is not None and fast[0] is self.k and fast[1] is self.v:
+            k, v = grow(torch.from_numpy(fast[2])), grow(torch.from_numpy(fast[3]))
+            self.k, self.v = list(k.unbind(0)), list(v.unbind(0))
+            self._fast_kv = (self.k, self.v, k.numpy(), v.numpy())
+        else:
+            self.k = [grow(t) for t in self.k]
+            self.v = [grow(t) for t in self.v]
+        self.capacity = new
 
 
 class RMSNorm(nn.Module):
@@ -296,8 +331,18 @@ class Transformer(LanguageModel):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=0.02)
 
-    def new_state(self, batch_size: int, device="cpu", dtype: torch.dtype | None = None) -> KVCache:
-        return KVCache(self.config, batch_size, device, dtype or self.tok_emb.weight.dtype)
+    def new_state(
+        self,
+        batch_size: int,
+        device="cpu",
+        dtype: torch.dtype | None = None,
+        capacity: int | None = None,
+    ) -> KVCache:
+        """An empty KV cache with room for ``capacity`` tokens per row to start with (it
+        grows on demand up to the context length)."""
+        return KVCache(
+            self.config, batch_size, device, dtype or self.tok_emb.weight.dtype, capacity
+        )
 
     def hidden_states(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
         """Final normalised hidden states ``(B, T, d)`` (for pooled embeddings and probes)."""
@@ -309,6 +354,8 @@ class Transformer(LanguageModel):
             raise LmlabError(
                 f"sequence of {start + T} tokens exceeds the context length {self.config.context_length}"
             )
+        if state is not None:
+            state.reserve(start + T)
         x = self.tok_emb(ids)
         rope = None
         if self.pos_emb is not None:
@@ -329,6 +376,7 @@ class Transformer(LanguageModel):
         pos = state.lengths
         if int(pos.max()) >= self.config.context_length:
             raise LmlabError(f"a row exceeds the context length {self.config.context_length}")
+        state.reserve(int(pos.max()) + 1)
         x = self.tok_emb(ids)
         rope = None
         if self.pos_emb is not None:

@@ -13,6 +13,11 @@ role marker (a stop string). A run can carry its own template in ``chat_template
 
 Each role's text is a pattern in which ``{content}`` is replaced by the message (plain
 string replacement, so braces in messages are safe).
+
+A pretrained model brings its own template as Jinja2 source (``jinja``, from the GGUF
+metadata or ``tokenizer_config.json``); it is rendered exactly as ``transformers`` renders
+it (sandboxed, ``trim_blocks``, ``lstrip_blocks``, ``raise_exception``, ``tojson``), and the
+reply ends at the model's end-of-turn token instead of a stop string.
 """
 
 from __future__ import annotations
@@ -38,9 +43,14 @@ class ChatTemplate:
     prefix: str = ""  # text before the first message (e.g. a document separator)
     default_system: str = ""  # system message used when a chat has none
     strip_reply: bool = True  # drop the reply's leading/trailing whitespace in chat replies
+    jinja: str = ""  # a pretrained model's own template (Jinja2); replaces the role patterns
+    bos_token: str = ""  # the strings a Jinja template may refer to
+    eos_token: str = ""
 
     def __post_init__(self) -> None:
-        for role in ROLES:
+        if self.jinja:
+            self._compiled = _compile_jinja(self.jinja)
+        for role in ROLES if not self.jinja else ():
             if "{content}" not in getattr(self, role):
                 raise LmlabError(
                     f"chat template role {role!r} needs a '{{content}}' placeholder; fix {TEMPLATE_FILE}"
@@ -52,6 +62,8 @@ class ChatTemplate:
 
     def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """The prompt text for ``messages`` (dicts with ``role`` and ``content``)."""
+        if self.jinja:
+            return _render_jinja(self, messages, add_generation_prompt)
         parts = [self.prefix]
         if self.default_system and not any(m["role"] == "system" for m in messages):
             parts.append(self.system.replace("{content}", self.default_system))
@@ -75,6 +87,54 @@ class ChatTemplate:
 DEFAULT = ChatTemplate()
 
 
+def _compile_jinja(source: str):
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str):
+        raise LmlabError(f"the chat template refused the conversation: {message}")
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                          sort_keys=sort_keys)  # fmt: skip
+
+    def strftime_now(fmt: str) -> str:
+        import datetime
+
+        return datetime.datetime.now().strftime(fmt)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    try:
+        return env.from_string(source)
+    except TemplateError as e:
+        raise LmlabError(f"the model's chat template is not valid Jinja2 ({e})") from None
+
+
+def _render_jinja(t: ChatTemplate, messages: list[dict[str, str]], add_generation_prompt: bool):
+    from jinja2 import TemplateError
+
+    msgs = [{**m, "role": "system" if m["role"] == "developer" else m["role"]} for m in messages]
+    try:
+        return t._compiled.render(
+            messages=msgs,
+            add_generation_prompt=add_generation_prompt,
+            bos_token=t.bos_token,
+            eos_token=t.eos_token,
+        )
+    except TemplateError as e:
+        raise LmlabError(f"the chat template failed on this conversation ({e})") from None
+
+
+def jinja_template(source: str, bos_token: str = "", eos_token: str = "") -> ChatTemplate:
+    """A pretrained model's template: Jinja2 source; replies end at its end-of-turn token."""
+    return ChatTemplate(jinja=source, bos_token=bos_token, eos_token=eos_token, stop=[])
+
+
 def template_from_dict(data: dict[str, Any], where: str) -> ChatTemplate:
     known = set(ChatTemplate.__dataclass_fields__)
     unknown = set(data) - known
@@ -82,6 +142,8 @@ def template_from_dict(data: dict[str, Any], where: str) -> ChatTemplate:
         raise LmlabError(
             f"{where}: unknown chat template keys {sorted(unknown)}; known: {sorted(known)}"
         )
+    if data.get("jinja") and "stop" not in data:
+        data = {**data, "stop": []}
     return ChatTemplate(**data)
 
 

@@ -81,19 +81,27 @@ def _vectors_in(folder: Path) -> Path | None:
 
 def load_model(spec: str, device: str = "cpu", max_tokens: int = 512) -> ServedModel:
     """Load one ``--run`` value; a one-line :class:`LmlabError` if it cannot be served."""
-    name, p = parse_spec(spec)
-    if not p.exists():
+    from lmlab.interop.sources import PREFIX, is_pretrained
+
+    if spec.startswith(PREFIX):
+        name, p = spec[len(PREFIX) :], spec
+    else:
+        name, p = parse_spec(spec)
+    pretrained = str(p).startswith(PREFIX) or (
+        is_pretrained(p) and not (p.is_file() and p.suffix in VECTOR_SUFFIXES)
+    )
+    if not pretrained and not p.exists():
         raise LmlabError(f"{p} not found; pass --run with a run directory or a vectors file")
-    if p.is_dir() and (p / "config.toml").is_file():
+    if pretrained or (p.is_dir() and (p / "config.toml").is_file()):
         from lmlab.run import load_run
 
         run = load_run(p, device)
         return ServedModel(
             name,
-            p,
+            run.path,
             "lm",
             run=run,
-            template=load_chat_template(p, run.config),
+            template=load_chat_template(run.path, run.config),
             max_tokens=max_tokens,
         )
     vec = p if p.is_file() else _vectors_in(p)

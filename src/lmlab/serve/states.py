@@ -67,7 +67,7 @@ def can_join(a: Any, b: Any) -> bool:
         return False
     if ka == "rows":
         return True
-    same = a.capacity == b.capacity and a.k[0].dtype == b.k[0].dtype
+    same = a.k[0].dtype == b.k[0].dtype
     ragged = hasattr(a, "lengths")  # a model that decodes rows at their own positions
     return same and (ragged or a.pos == b.pos)
 
@@ -82,6 +82,10 @@ def join(states: list[Any]) -> Any:
     """One state holding the rows of ``states`` in order (each must pass :func:`can_join`)."""
     if len(states) == 1:
         return states[0]
+    if isinstance(states[0], KVCache):  # caches grow on demand: join at the largest size
+        cap = max(s.capacity for s in states)
+        for s in states:
+            s.reserve(cap)
     out = copy.copy(states[0])
     if isinstance(out, KVCache):
         out.k = [torch.cat([s.k[i] for s in states]) for i in range(len(out.k))]

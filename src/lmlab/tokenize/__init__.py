@@ -11,12 +11,14 @@ from lmlab.errors import LmlabError
 from lmlab.tokenize.base import EOS, UNK, Tokenizer
 from lmlab.tokenize.bpe import BPETokenizer
 from lmlab.tokenize.char import CharTokenizer
+from lmlab.tokenize.pretrained import PretrainedTokenizer
 from lmlab.tokenize.word import WordTokenizer
 
 KINDS: dict[str, type[Tokenizer]] = {
     "char": CharTokenizer,
     "word": WordTokenizer,
     "bpe": BPETokenizer,
+    "hf": PretrainedTokenizer,  # a pretrained model's own tokenizer (not trained here)
 }
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "CharTokenizer",
     "WordTokenizer",
     "BPETokenizer",
+    "PretrainedTokenizer",
     "train_tokenizer",
     "load_tokenizer",
     "tokenizer_from_dict",

@@ -59,6 +59,18 @@ class Tokenizer(ABC):
         return self.special_tokens[EOS]
 
     @property
+    def end_ids(self) -> set[int]:
+        """Tokens at which generation stops (pretrained chat models have several)."""
+        return {self.eos_id}
+
+    @property
+    def bos_id(self) -> int | None:
+        """A token that starts every sequence, for models trained with one (else None)."""
+        return None
+
+    add_bos: bool = False  # whether prompts start with ``bos_id``
+
+    @property
     def eos_ends_document(self) -> bool:
         """Whether ``<eos>`` marks the end of a document (where generation stops), rather
         than of a line, as in pre-tokenised one-sentence-per-line text."""

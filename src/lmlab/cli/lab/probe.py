@@ -16,7 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "probe.json, icl.png and heads.png into --out.",
         epilog="example: lmlab lab probe --run runs/demo",
     )
-    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
+    )
     p.add_argument(
         "--corpus",
         action="append",
