@@ -139,12 +139,15 @@ def test_cli_sweep_report_and_errors(tmp_path: Path, capsys) -> None:
             "--steps", "10", "--test-size", "20", "--evals", "1", "--batch-size", "8",
             "--workers", "1", "--threads", "1", "--db", str(dbp)]  # fmt: skip
     assert main(args) == 0
-    assert "2 runs trained" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "6 runs (2 sizes x 1 data x 1 steps x 3 seeds)" in out  # three seeds by default
+    assert "6 runs trained" in out
     assert main(args) == 0
-    assert "0 runs trained, 2 already" in capsys.readouterr().out
+    assert "0 runs trained, 6 already" in capsys.readouterr().out
     assert main(["lab", "report", "--db", str(dbp), "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "Brier score" in out and "multiple-choice accuracy" in out
+    assert "3 seeds per size" in out and "seeds" in out.split("- ", 1)[1]
     assert (tmp_path / "r" / "report.html").is_file()
     assert main(["lab", "sweep", "add", "--sizes", "16y1", "--db", str(dbp)]) == 2
     assert "WIDTHxLAYERS" in capsys.readouterr().err

@@ -1,6 +1,11 @@
 """Figures of a sweep (matplotlib, Agg): every metric against parameters, compute and
 training step; the loss with its power-law fit; and the mirage picture, exact match next
-to the continuous metrics on the same runs."""
+to the continuous metrics on the same runs.
+
+With several seeds per size every curve is the mean over seeds, with a band from the
+lowest to the highest seed and, against parameters, each seed's run as a faint dot: one
+seed that escapes a plateau (or does not) shows as a dot away from the line, not as a
+jagged curve."""
 
 from __future__ import annotations
 
@@ -39,14 +44,25 @@ def _size_colors(sizes: list[str]) -> dict[str, tuple]:
     return {s: cmap(i / max(1, len(sizes) - 1)) for i, s in enumerate(sizes)}
 
 
+def _seed_dots(ax, x: np.ndarray, by_seed: dict[int, np.ndarray], color, transform=None) -> None:
+    """Each seed's values as faint dots at the same x (nothing with one seed)."""
+    if len(by_seed) < 2:
+        return
+    for ys in by_seed.values():
+        ys = transform(ys) if transform is not None else ys
+        ax.plot(x, ys, "o", color=color, alpha=0.3, ms=3.5, mew=0, zorder=1)
+
+
 def metrics_vs_params(a: TaskAnalysis, path: Path) -> Path:
     fig, axes = _grid(len(a.metrics))
     for ax, m in zip(axes, a.metrics, strict=True):
         for sa in a.settings:
             c = sa.curve
-            ax.plot(c.n_params, c.mean[m], "o-", label=c.label)
+            label = c.label + (f" (mean of {c.seeds} seeds)" if c.seeds > 1 else " (1 seed)")
+            (line,) = ax.plot(c.n_params, c.mean[m], "o-", label=label, zorder=3)
             if c.seeds > 1:
-                ax.fill_between(c.n_params, c.lo[m], c.hi[m], alpha=0.2)
+                ax.fill_between(c.n_params, c.lo[m], c.hi[m], color=line.get_color(), alpha=0.2)
+                _seed_dots(ax, c.n_params, c.by_seed[m], line.get_color())
         if m in a.chance:
             ax.axhline(a.chance[m], color="grey", ls=":", lw=1, label="chance")
         ax.set_xscale("log")
@@ -58,35 +74,54 @@ def metrics_vs_params(a: TaskAnalysis, path: Path) -> Path:
     return _save(fig, path)
 
 
+def trajectory_stats(
+    a: TaskAnalysis, xkey: str, metric: str
+) -> list[tuple[str, int, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per size and setting: (size, data, steps, seeds, x, mean, min, max) of ``metric``
+    over seeds at every checkpoint after step 0."""
+    groups: dict[tuple, dict[int, list[tuple[float, float]]]] = {}
+    for c in a.checkpoints:
+        if c[xkey] > 0 and c.get(metric) is not None:
+            key = (c["n_params"], c["size"], c["data"], c["steps"])
+            groups.setdefault(key, {}).setdefault(c["step"], []).append((c[xkey], c[metric]))
+    out = []
+    for (_, size, data, steps), by_step in sorted(groups.items()):
+        order = sorted(by_step)
+        xs = np.array([np.mean([p[0] for p in by_step[s]]) for s in order])
+        vals = [np.array([p[1] for p in by_step[s]], dtype=float) for s in order]
+        seeds = max(len(v) for v in vals)
+        out.append((
+            size, data, steps, seeds, xs,
+            np.array([v.mean() for v in vals]),
+            np.array([v.min() for v in vals]),
+            np.array([v.max() for v in vals]),
+        ))  # fmt: skip
+    return out
+
+
 def _trajectories(a: TaskAnalysis, path: Path, xkey: str, xlabel: str) -> Path:
     sizes = [s for _, s in sorted({(c["n_params"], c["size"]) for c in a.checkpoints})]
+    params = {c["size"]: c["n_params"] for c in a.checkpoints}
     colors = _size_colors(sizes)
+    settings = sorted({(c["data"], c["steps"]) for c in a.checkpoints})
+    styles = {st: ("-", "--", ":", "-.")[i % 4] for i, st in enumerate(settings)}
     fig, axes = _grid(len(a.metrics))
-    runs = [
-        r for _, _, r in sorted({(c["n_params"], c["seed"], c["run_id"]) for c in a.checkpoints})
-    ]
     for ax, m in zip(axes, a.metrics, strict=True):
         seen = set()
-        for rid in runs:
-            pts = [c for c in a.checkpoints if c["run_id"] == rid and c[xkey] > 0 and m in c]
-            if not pts:
-                continue
-            size = pts[0]["size"]
-            label = f"{size} ({pts[0]['n_params']:,})" if size not in seen else None
+        for size, data, steps, seeds, xs, mean, lo, hi in trajectory_stats(a, xkey, m):
+            label = f"{size} ({params[size]:,})" if size not in seen else None
             seen.add(size)
-            ax.plot(
-                [p[xkey] for p in pts],
-                [p[m] for p in pts],
-                ".-",
-                color=colors[size],
-                label=label,
-                alpha=0.8,
-            )
+            ax.plot(xs, mean, marker=".", ls=styles[data, steps], color=colors[size],
+                    label=label, alpha=0.9)  # fmt: skip
+            if seeds > 1:
+                ax.fill_between(xs, lo, hi, color=colors[size], alpha=0.15, lw=0)
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_title(METRICS[m].label, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, title="size (parameters)", title_fontsize=7)
+    seeds_n = len({c["seed"] for c in a.checkpoints})
+    title = "size (parameters)" + (f"; mean of {seeds_n} seeds" if seeds_n > 1 else "")
+    axes[0].legend(fontsize=7, title=title, title_fontsize=7)
     fig.suptitle(f"{a.task}: metrics along training, against {xlabel}", fontsize=11)
     return _save(fig, path)
 
@@ -103,7 +138,9 @@ def loss_fit(a: TaskAnalysis, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for sa in a.settings:
         c = sa.curve
-        (line,) = ax.plot(c.n_params, c.mean["loss"], "o", label=c.label)
+        label = c.label + (f" (mean of {c.seeds} seeds)" if c.seeds > 1 else "")
+        (line,) = ax.plot(c.n_params, c.mean["loss"], "o", label=label, zorder=3)
+        _seed_dots(ax, c.n_params, c.by_seed["loss"], line.get_color())
         if sa.fit is not None:
             xs = np.geomspace(c.n_params.min() / 1.5, c.n_params.max() * 1.5, 100)
             ax.plot(xs, sa.fit.predict(xs), "-", color=line.get_color(), alpha=0.7,
@@ -124,7 +161,12 @@ def mirage(a: TaskAnalysis, path: Path) -> Path:
     c = sa.curve
     discrete = "choice_accuracy" if "choice_accuracy" in a.metrics else "exact_match"
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(c.n_params, c.mean[discrete], "o-", color="C3", lw=2, label=METRICS[discrete].label)
+    several = c.seeds > 1
+    left.plot(c.n_params, c.mean[discrete], "o-", color="C3", lw=2, zorder=3,
+              label=METRICS[discrete].label + (f" (mean of {c.seeds} seeds)" if several else ""))  # fmt: skip
+    if several:
+        left.fill_between(c.n_params, c.lo[discrete], c.hi[discrete], color="C3", alpha=0.2)
+        _seed_dots(left, c.n_params, c.by_seed[discrete], "C3")
     if discrete == "exact_match" and a.answer_tokens:
         left.plot(c.n_params, c.mean["token_accuracy"] ** a.answer_tokens, "--", color="grey",
                   label=f"per-token accuracy^{a.answer_tokens}")  # fmt: skip
@@ -135,12 +177,19 @@ def mirage(a: TaskAnalysis, path: Path) -> Path:
         if m not in a.metrics:
             continue
         y = c.mean[m]
-        span = np.nanmax(y) - np.nanmin(y)
-        norm = (y - np.nanmin(y)) / span if span > 0 else np.zeros_like(y)
+        worst, best = np.nanmin(c.lo[m]), np.nanmax(c.hi[m])  # over every seed's run
         if not METRICS[m].higher_is_better:
-            norm = 1 - norm
-        right.plot(c.n_params, norm, "o-", color=color,
+            worst, best = best, worst
+        span = best - worst
+
+        def norm(v, worst=worst, span=span):
+            return (v - worst) / span if span != 0 else np.zeros_like(v)
+
+        right.plot(c.n_params, norm(y), "o-", color=color, zorder=3,
                    label=f"{METRICS[m].label}: {y[0]:.3g} → {y[-1]:.3g}")  # fmt: skip
+        if several:
+            right.fill_between(c.n_params, norm(c.lo[m]), norm(c.hi[m]), color=color, alpha=0.1)
+            _seed_dots(right, c.n_params, c.by_seed[m], color, norm)
     right.set_ylim(-0.03, 1.03)
     right.set_title("continuous metrics on the same runs (0 = worst, 1 = best seen)", fontsize=10)
     for ax in (left, right):
