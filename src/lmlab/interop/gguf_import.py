@@ -120,7 +120,9 @@ def _config(meta: dict[str, Any], arch: str, path: Path) -> TransformerConfig:
         block="gpt2",
         bias=True,
         norm_eps=_f32(meta.get(p + "attention.layer_norm_epsilon", 1e-5)),
-        gelu_approximate="tanh",  # GPT-2's gelu_new; llama.cpp's GELU is the tanh form too
+        # GPT-2's gelu_new; llama.cpp's GELU is the tanh form too (lmlab's own exports say
+        # which form they were trained with)
+        gelu_approximate=str(meta.get("lmlab.gelu_approximate", "tanh")),
         vocab_size=0,
     )
 

@@ -139,10 +139,13 @@ def import_model(spec: str | Path, out: str | Path, overwrite: bool = False) -> 
     from lmlab.serve.chat_template import TEMPLATE_FILE
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise LmlabError(f"{out} already exists; pass --overwrite to replace it")
     if out.exists() and not out.is_dir():
         raise LmlabError(f"{out} is a file; choose a directory for the run")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise LmlabError(f"{out} already exists; pass --overwrite to replace it")
+        if not (out / "config.toml").is_file():
+            raise LmlabError(f"{out} exists and is not an lmlab run; refusing to replace it")
     imp = read_pretrained(spec)
     tmp = out.with_name(f".{out.name}.importing")
     if tmp.exists():
