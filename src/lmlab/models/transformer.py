@@ -31,6 +31,7 @@ class TransformerConfig:
     block: str = "gpt2"  # "gpt2" | "llama"
     dropout: float = 0.0
     bias: bool | None = None  # None: True for gpt2, False for llama
+    qkv_bias: bool | None = None  # None: as ``bias``; True with bias=False is Qwen2's layout
     tie_embeddings: bool = True
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
@@ -72,6 +73,10 @@ class TransformerConfig:
     @property
     def use_bias(self) -> bool:
         return self.block == "gpt2" if self.bias is None else self.bias
+
+    @property
+    def use_qkv_bias(self) -> bool:
+        return self.use_bias if self.qkv_bias is None else self.qkv_bias
 
 
 def for_depth(
@@ -179,7 +184,7 @@ class Attention(nn.Module):
         self.cfg = cfg
         self.n_head, self.n_kv, self.hd = cfg.n_head, cfg.kv_heads, cfg.head_dim
         self.qkv = nn.Linear(
-            cfg.d_model, (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_dim, bias=cfg.use_bias
+            cfg.d_model, (cfg.n_head + 2 * cfg.kv_heads) * cfg.head_dim, bias=cfg.use_qkv_bias
         )
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.use_bias)
         self.dropout = cfg.dropout
