@@ -43,15 +43,16 @@ CHATML = (
 
 
 def save_tiny(kind: str, folder, vocab: int = 320, tie: bool = True, seed: int = 0):
-    """A random ``kind`` ('llama' or 'gpt2') model of ``transformers`` saved to ``folder``."""
+    """A random ``kind`` ('llama', 'qwen2' or 'gpt2') model of ``transformers`` saved to ``folder``."""
     import torch
 
     transformers = _transformers()
     torch.manual_seed(seed)
     tok = tiny_tokenizer()
     tok.chat_template = CHATML
-    if kind == "llama":
-        cfg = transformers.LlamaConfig(
+    if kind in ("llama", "qwen2"):
+        config_cls = transformers.LlamaConfig if kind == "llama" else transformers.Qwen2Config
+        cfg = config_cls(
             vocab_size=vocab,
             hidden_size=64,
             intermediate_size=96,
@@ -65,7 +66,11 @@ def save_tiny(kind: str, folder, vocab: int = 320, tie: bool = True, seed: int =
             eos_token_id=tok.eos_token_id,
             bos_token_id=tok.bos_token_id,
         )
-        model = transformers.LlamaForCausalLM(cfg)
+        model = (
+            transformers.LlamaForCausalLM(cfg)
+            if kind == "llama"
+            else transformers.Qwen2ForCausalLM(cfg)
+        )
     else:
         cfg = transformers.GPT2Config(
             vocab_size=vocab,
@@ -78,9 +83,9 @@ def save_tiny(kind: str, folder, vocab: int = 320, tie: bool = True, seed: int =
             bos_token_id=tok.bos_token_id,
         )
         model = transformers.GPT2LMHeadModel(cfg)
-    with torch.no_grad():  # non-trivial norms, so a mix-up of norm weights shows
+    with torch.no_grad():  # non-trivial norms and biases, so a mix-up of them shows
         for name, p in model.named_parameters():
-            if "norm" in name or "ln_" in name:
+            if "norm" in name or "ln_" in name or name.endswith(".bias"):
                 p.add_(torch.randn_like(p) * 0.2)
     model.eval()
     model.save_pretrained(folder, safe_serialization=True)

@@ -17,7 +17,7 @@ transformers = pytest.importorskip("transformers", reason="transformers is a tes
 PROMPT = "The quick brown fox jumps over the lazy dog. 12345 colours, 你好!"
 
 
-@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
 @pytest.mark.parametrize("tie", [True, False])
 def test_import_gives_transformers_logits(tmp_path: Path, kind: str, tie: bool) -> None:
     model, tok = save_tiny(kind, tmp_path / "hf", tie=tie)
@@ -122,3 +122,21 @@ def test_export_refuses_to_overwrite_and_non_transformers(
     code = main(["export", "--run", str(bpe_runs["llama"]), "--format", "hf", "--out", str(out)])
     assert code == 2 and "already exists" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine" and not (out / "config.json").exists()
+
+
+@pytest.mark.parametrize("fmt", ["hf", "gguf"])
+def test_qwen2_exports_back_to_its_own_architecture(tmp_path: Path, fmt: str) -> None:
+    model, tok = save_tiny("qwen2", tmp_path / "src")
+    out = tmp_path / ("out" if fmt == "hf" else "out.gguf")
+    args = ["export", "--run", str(tmp_path / "src"), "--format", fmt, "--out", str(out)]
+    assert main([*args, "--dtype", "f32"]) == 0
+    again = load_run(out)
+    assert again.config["source"]["architecture"] == "qwen2"
+    x = torch.tensor([tok.encode(PROMPT, add_special_tokens=False)])
+    with torch.no_grad():
+        assert (model(x).logits - again.model(x)).abs().max().item() < 1e-4
+    if fmt == "hf":
+        ref = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+        assert type(ref).__name__ == "Qwen2ForCausalLM"
+        with torch.no_grad():
+            assert (ref(x).logits - again.model(x)).abs().max().item() < 1e-4

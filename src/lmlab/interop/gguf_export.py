@@ -71,12 +71,19 @@ def _tensors(model) -> dict[str, np.ndarray]:
     if not cfg.tie_embeddings:
         out["output.weight"] = sd["head.weight"]
     if cfg.block == "llama":
+        if cfg.use_bias:
+            raise LmlabError("llama.cpp's llama architecture has no biases; train with bias=false")
+        qwen = cfg.use_qkv_bias  # Qwen2: q/k/v biases, half-split RoPE (no permutation)
         q, kv = cfg.n_head * cfg.head_dim, cfg.kv_heads * cfg.head_dim
         for i in range(cfg.n_layer):
             o, b = f"blocks.{i}.", f"blk.{i}."
             wq, wk, wv = np.split(sd[o + "attn.qkv.weight"], [q, q + kv])
-            out[b + "attn_q.weight"] = permute_rope(wq, cfg.n_head)
-            out[b + "attn_k.weight"] = permute_rope(wk, cfg.kv_heads)
+            if not qwen:
+                wq, wk = permute_rope(wq, cfg.n_head), permute_rope(wk, cfg.kv_heads)
+            else:
+                bq, bk, bv = np.split(sd[o + "attn.qkv.bias"], [q, q + kv])
+                out[b + "attn_q.bias"], out[b + "attn_k.bias"], out[b + "attn_v.bias"] = bq, bk, bv
+            out[b + "attn_q.weight"], out[b + "attn_k.weight"] = wq, wk
             out[b + "attn_v.weight"] = wv
             out[b + "attn_output.weight"] = sd[o + "attn.proj.weight"]
             out[b + "attn_norm.weight"] = sd[o + "ln1.weight"]
@@ -117,7 +124,7 @@ def export_gguf(run, out: str | Path, dtype: str = "f16") -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    arch = cfg.block
+    arch = "qwen2" if cfg.block == "llama" and cfg.use_qkv_bias else cfg.block
     w = gguf.GGUFWriter(str(tmp), arch)
     try:
         w.add_name(run.name)
@@ -127,7 +134,7 @@ def export_gguf(run, out: str | Path, dtype: str = "f16") -> Path:
         w.add_feed_forward_length(cfg.ff_dim)
         w.add_head_count(cfg.n_head)
         w.add_vocab_size(cfg.vocab_size)
-        if arch == "llama":
+        if arch in ("llama", "qwen2"):
             w.add_head_count_kv(cfg.kv_heads)
             w.add_layer_norm_rms_eps(cfg.norm_eps)
             w.add_rope_freq_base(cfg.rope_theta)

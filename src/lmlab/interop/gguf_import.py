@@ -24,7 +24,7 @@ from lmlab.errors import LmlabError
 from lmlab.models.transformer import TransformerConfig
 from lmlab.tokenize.pretrained import PretrainedTokenizer
 
-ARCHITECTURES = ("llama", "gpt2")
+ARCHITECTURES = ("llama", "qwen2", "gpt2")
 _END_STRINGS = (
     "<|endoftext|>",
     "<|im_end|>",
@@ -98,7 +98,7 @@ def _config(meta: dict[str, Any], arch: str, path: Path) -> TransformerConfig:
         d_model=d,
         d_ff=int(_need(meta, p + "feed_forward_length", path)),
     )
-    if arch == "llama":
+    if arch in ("llama", "qwen2"):
         scaling = meta.get(p + "rope.scaling.type", "none")
         if scaling not in ("none", ""):
             raise LmlabError(f"{path}: RoPE scaling {scaling!r} is not supported")
@@ -111,6 +111,7 @@ def _config(meta: dict[str, Any], arch: str, path: Path) -> TransformerConfig:
             **common,
             block="llama",
             bias=False,
+            qkv_bias=arch == "qwen2",
             rope_theta=_f32(meta.get(p + "rope.freq_base", 10000.0)),
             norm_eps=_f32(_need(meta, p + "attention.layer_norm_rms_epsilon", path)),
             vocab_size=0,
@@ -156,12 +157,20 @@ def permute_rope(w: np.ndarray, n_head: int) -> np.ndarray:
 def _map_llama(
     g: dict[str, np.ndarray], cfg: TransformerConfig, path: Path
 ) -> dict[str, np.ndarray]:
+    """Llama and Qwen2 (which has query/key/value biases and, as its RoPE is the half-split
+    kind already, no permuted rows)."""
     out = {"tok_emb.weight": g.pop("token_embd.weight"), "ln_f.weight": g.pop("output_norm.weight")}
+    qwen = cfg.use_qkv_bias
     for i in range(cfg.n_layer):
         b, o = f"blk.{i}.", f"blocks.{i}."
-        q = unpermute_rope(g.pop(b + "attn_q.weight"), cfg.n_head)
-        k = unpermute_rope(g.pop(b + "attn_k.weight"), cfg.kv_heads)
+        q, k = g.pop(b + "attn_q.weight"), g.pop(b + "attn_k.weight")
+        if not qwen:
+            q, k = unpermute_rope(q, cfg.n_head), unpermute_rope(k, cfg.kv_heads)
         out[o + "attn.qkv.weight"] = np.concatenate([q, k, g.pop(b + "attn_v.weight")])
+        if qwen:
+            out[o + "attn.qkv.bias"] = np.concatenate(
+                [g.pop(b + f"attn_{x}.bias") for x in ("q", "k", "v")]
+            )
         out[o + "attn.proj.weight"] = g.pop(b + "attn_output.weight")
         out[o + "ln1.weight"] = g.pop(b + "attn_norm.weight")
         out[o + "ln2.weight"] = g.pop(b + "ffn_norm.weight")
@@ -215,7 +224,7 @@ def read_gguf(path: str | Path) -> Imported:
     types = Counter(t.tensor_type.name for t in reader.tensors)
     try:
         g = {name: _dequantise(t) for name, t in raw.items()}
-        mapped = (_map_llama if arch == "llama" else _map_gpt2)(g, cfg, path)
+        mapped = (_map_gpt2 if arch == "gpt2" else _map_llama)(g, cfg, path)
     except KeyError as e:
         raise LmlabError(f"{path} lacks tensor {e.args[0]}; the file is incomplete") from None
     except ValueError as e:  # a reshape of a truncated tensor

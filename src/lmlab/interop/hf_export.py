@@ -45,11 +45,12 @@ def hf_tensors(model: Transformer) -> dict[str, torch.Tensor]:
         out["model.norm.weight"] = sd["ln_f.weight"]
         for i in range(cfg.n_layer):
             o, b = f"blocks.{i}.", f"model.layers.{i}."
-            for part in ("weight", "bias") if cfg.use_bias else ("weight",):
+            for part in ("weight", "bias") if cfg.use_qkv_bias else ("weight",):
                 q, k, v = _split_qkv(cfg, sd[o + f"attn.qkv.{part}"])
                 out[b + f"self_attn.q_proj.{part}"] = q
                 out[b + f"self_attn.k_proj.{part}"] = k
                 out[b + f"self_attn.v_proj.{part}"] = v
+            for part in ("weight", "bias") if cfg.use_bias else ("weight",):
                 out[b + f"self_attn.o_proj.{part}"] = sd[o + f"attn.proj.{part}"]
                 gate, up = sd[o + f"mlp.gate_up.{part}"].chunk(2)
                 out[b + f"mlp.gate_proj.{part}"] = gate.contiguous()
@@ -85,31 +86,41 @@ def hf_tensors(model: Transformer) -> dict[str, torch.Tensor]:
     return out
 
 
+def hf_config_llama(cfg: TransformerConfig, common: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": cfg.d_model,
+        "intermediate_size": cfg.ff_dim,
+        "num_attention_heads": cfg.n_head,
+        "num_key_value_heads": cfg.kv_heads,
+        "num_hidden_layers": cfg.n_layer,
+        "head_dim": cfg.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": cfg.context_length,
+        "rms_norm_eps": cfg.norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "rope_scaling": None,
+        "attention_bias": cfg.use_bias,
+        "mlp_bias": cfg.use_bias,
+        "attention_dropout": 0.0,
+        **common,
+    }
+
+
 def hf_config(model: Transformer, eos_id: int, bos_id: int | None) -> dict[str, Any]:
     cfg = model.config
     common = {"vocab_size": cfg.vocab_size, "tie_word_embeddings": cfg.tie_embeddings,
               "torch_dtype": "float32", "eos_token_id": eos_id,
               "bos_token_id": bos_id if bos_id is not None else eos_id}  # fmt: skip
+    if cfg.block == "llama" and cfg.use_qkv_bias and not cfg.use_bias:
+        llama = hf_config_llama(cfg, common)
+        return {**llama, "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2",
+                "use_sliding_window": False}  # fmt: skip
     if cfg.block == "llama":
-        return {
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
-            "hidden_size": cfg.d_model,
-            "intermediate_size": cfg.ff_dim,
-            "num_attention_heads": cfg.n_head,
-            "num_key_value_heads": cfg.kv_heads,
-            "num_hidden_layers": cfg.n_layer,
-            "head_dim": cfg.head_dim,
-            "hidden_act": "silu",
-            "max_position_embeddings": cfg.context_length,
-            "rms_norm_eps": cfg.norm_eps,
-            "rope_theta": cfg.rope_theta,
-            "rope_scaling": None,
-            "attention_bias": cfg.use_bias,
-            "mlp_bias": cfg.use_bias,
-            "attention_dropout": 0.0,
-            **common,
-        }
+        if cfg.use_qkv_bias != cfg.use_bias:
+            raise LmlabError("query/key/value biases without the others need bias=false (Qwen2)")
+        return hf_config_llama(cfg, common)
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",

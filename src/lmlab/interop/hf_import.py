@@ -16,7 +16,11 @@ from lmlab.interop.gguf_import import Imported
 from lmlab.models.transformer import TransformerConfig
 from lmlab.tokenize.pretrained import PretrainedTokenizer
 
-ARCHITECTURES = {"LlamaForCausalLM": "llama", "GPT2LMHeadModel": "gpt2"}
+ARCHITECTURES = {
+    "LlamaForCausalLM": "llama",
+    "Qwen2ForCausalLM": "qwen2",
+    "GPT2LMHeadModel": "gpt2",
+}
 _GELU = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}
 
 
@@ -69,13 +73,13 @@ def hf_config(c: dict[str, Any], where: Path) -> TransformerConfig:
     archs = c.get("architectures") or []
     arch = next((ARCHITECTURES[a] for a in archs if a in ARCHITECTURES), None)
     if arch is None:
-        arch = {"llama": "llama", "gpt2": "gpt2"}.get(c.get("model_type", ""))
+        arch = {"llama": "llama", "qwen2": "qwen2", "gpt2": "gpt2"}.get(c.get("model_type", ""))
     if arch is None:
         raise LmlabError(
             f"{where}: architecture {archs or c.get('model_type')} is not supported; lmlab reads "
             + ", ".join(ARCHITECTURES)
         )
-    if arch == "llama":
+    if arch in ("llama", "qwen2"):
         d, n_head = int(c["hidden_size"]), int(c["num_attention_heads"])
         n_kv = int(c.get("num_key_value_heads") or n_head)
         if c.get("head_dim") not in (None, d // n_head):
@@ -83,6 +87,8 @@ def hf_config(c: dict[str, Any], where: Path) -> TransformerConfig:
         if c.get("hidden_act", "silu") != "silu":
             raise LmlabError(f"{where}: activation {c['hidden_act']!r} is not supported (silu)")
         attn_bias, mlp_bias = bool(c.get("attention_bias")), bool(c.get("mlp_bias"))
+        if arch == "qwen2" and c.get("use_sliding_window"):
+            raise LmlabError(f"{where}: sliding-window attention is not supported")
         if attn_bias != mlp_bias:
             raise LmlabError(f"{where}: attention_bias and mlp_bias must agree for lmlab")
         return TransformerConfig(
@@ -95,6 +101,7 @@ def hf_config(c: dict[str, Any], where: Path) -> TransformerConfig:
             d_ff=int(c["intermediate_size"]),
             block="llama",
             bias=attn_bias,
+            qkv_bias=True if arch == "qwen2" else None,  # Qwen2: biases on q, k, v only
             tie_embeddings=bool(c.get("tie_word_embeddings", False)),
             rope_theta=_rope_theta(c),
             norm_eps=float(c.get("rms_norm_eps", 1e-6)),
@@ -129,10 +136,11 @@ def _map_llama(w: dict[str, torch.Tensor], cfg: TransformerConfig) -> dict[str, 
     for i in range(cfg.n_layer):
         b, o = f"layers.{i}.", f"blocks.{i}."
         a, m = b + "self_attn.", b + "mlp."
-        for part in ("weight", "bias") if cfg.use_bias else ("weight",):
+        for part in ("weight", "bias") if cfg.use_qkv_bias else ("weight",):
             out[o + f"attn.qkv.{part}"] = torch.cat(
                 [g[a + f"q_proj.{part}"], g[a + f"k_proj.{part}"], g[a + f"v_proj.{part}"]]
             )
+        for part in ("weight", "bias") if cfg.use_bias else ("weight",):
             out[o + f"attn.proj.{part}"] = g[a + f"o_proj.{part}"]
             out[o + f"mlp.gate_up.{part}"] = torch.cat(
                 [g[m + f"gate_proj.{part}"], g[m + f"up_proj.{part}"]]
@@ -250,7 +258,7 @@ def read_hf(folder: str | Path) -> Imported:
     source = {
         "format": "hf",
         "path": str(folder.resolve()),
-        "architecture": cfg.block,
+        "architecture": "qwen2" if cfg.use_qkv_bias and not cfg.use_bias else cfg.block,
         "name": str(c.get("_name_or_path") or folder.name),
         "tensor_types": "float (safetensors)",
         "computed_as": "float32",
