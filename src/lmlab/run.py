@@ -4,6 +4,8 @@
 with ``family``, ``[train]``), ``tokenizer.json``, ``model.safetensors``, and from training
 ``optimizer.safetensors``, ``trainer_state.json``, ``metrics.jsonl``, ``loss.png``,
 ``samples.txt`` and ``card.md``. Every command that needs a model takes ``--run DIR``.
+A LoRA fine-tuning run holds ``adapter_model.safetensors`` instead of ``model.safetensors``;
+loading it reads the base named in its ``[init]`` section and merges the adapters.
 """
 
 from __future__ import annotations
@@ -81,12 +83,24 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
         raise LmlabError(f"{p / CONFIG_FILE} has no [model] family; the run is incomplete")
     tokenizer = load_tokenizer(p / TOKENIZER_FILE)
     model = build_model(family, model_cfg)
-    tensors = load_tensors_checked(p / MODEL_FILE)
+    lora = cfg.get("init", {}).get("lora") is not None
+    weights = p / MODEL_FILE
+    if lora:
+        from lmlab.train.finetune import reopen_base
+
+        weights = Path(cfg["init"].get("path") or cfg["init"].get("source", "?"))
+        tensors = reopen_base(cfg["init"], p).tensors
+    else:
+        tensors = load_tensors_checked(weights)
     try:
         model.load_tensors(tensors)
     except (RuntimeError, KeyError) as e:
         raise LmlabError(
-            f"{p / MODEL_FILE} does not match {p / CONFIG_FILE} ({str(e).splitlines()[0][:100]})"
+            f"{weights} does not match {p / CONFIG_FILE} ({str(e).splitlines()[0][:100]})"
         ) from None
+    if lora:
+        from lmlab.train.lora import merge_adapter
+
+        merge_adapter(model, p)
     model.to(device).eval()
     return Run(p, cfg, model, tokenizer)

@@ -70,6 +70,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--freeze-embeddings", action="store_true", help="keep --init-embeddings vectors fixed"
     )
+    g = p.add_argument_group("fine-tuning a pretrained model")
+    g.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from this model (a run directory, .gguf file, Hugging Face folder or "
+        "builtin:smollm2): its config and tokenizer, its weights, a fresh optimizer",
+    )
+    g.add_argument(
+        "--lora",
+        action="store_true",
+        help="train low-rank adapters (peft) instead of every weight; the run keeps only them",
+    )
+    g.add_argument("--lora-rank", type=int, help="adapter rank r (8)")
+    g.add_argument("--lora-alpha", type=float, help="adapter scale alpha; updates x alpha/r (16)")
+    g.add_argument("--lora-dropout", type=float, help="dropout on the adapters' input (0)")
+    g.add_argument(
+        "--lora-targets",
+        metavar="NAMES",
+        help="comma-separated linear layers to adapt "
+        "(default: attn.qkv,attn.proj,mlp.gate_up|mlp.fc,mlp.proj)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
@@ -77,12 +98,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+LORA_FLAGS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_targets")
+
+
 def build_config(args: argparse.Namespace) -> dict:
     from lmlab.train.runner import default_config, merge
 
-    cfg = default_config()
+    init_from = getattr(args, "init_from", None)
+    cfg = default_config(init_from)
     if args.config:
         cfg = merge(cfg, load_toml(args.config))
+    if getattr(args, "lora", False):
+        lora: dict = {}
+        for name in LORA_FLAGS:
+            v = getattr(args, name)
+            if v is not None:
+                key = name.removeprefix("lora_")
+                lora[key] = (
+                    [t.strip() for t in v.split(",") if t.strip()] if key == "targets" else v
+                )
+        cfg["init"] = {
+            **cfg.get("init", {}),
+            "lora": {**cfg.get("init", {}).get("lora", {}), **lora},
+        }
     flags: dict[str, dict] = {"data": {}, "tokenizer": {}, "model": {}, "train": {}}
     if args.corpus:
         flags["data"]["corpus"] = args.corpus
@@ -124,7 +162,7 @@ def build_config(args: argparse.Namespace) -> dict:
     if "eval_every" in flags["train"]:
         flags["train"].setdefault("checkpoint_every", flags["train"]["eval_every"])
     cfg = merge(cfg, flags)
-    if cfg["model"].get("family") != "transformer":
+    if cfg["model"].get("family", "transformer") != "transformer":
         cfg["model"].pop("depth", None)
     return apply_overrides(cfg, args.set)
 
@@ -135,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     from lmlab.train.runner import run_training
 
     one_line_warnings()
+    check_init_flags(args)
     init = None
     if args.resume:
         cfg: dict = {}
@@ -170,6 +209,24 @@ def run(args: argparse.Namespace) -> int:
         f"lmlab: run saved in {args.out} (card.md, loss.png, samples.txt); try: lmlab generate --run {args.out}"
     )
     return 0
+
+
+def check_init_flags(args: argparse.Namespace) -> None:
+    """Flags that make no sense together, caught before anything is read."""
+    from lmlab.errors import LmlabError
+
+    lora_flag = next((n for n in LORA_FLAGS if getattr(args, n) is not None), None)
+    if lora_flag and not args.lora:
+        raise LmlabError(f"--{lora_flag.replace('_', '-')} needs --lora")
+    if args.lora and not args.init_from and not args.resume:
+        raise LmlabError("--lora adapts a pretrained model: add --init-from MODEL")
+    if args.init_from and args.init_embeddings:
+        raise LmlabError("--init-embeddings and --init-from both set the weights; use one of them")
+    if args.resume and (args.init_from or args.lora):
+        raise LmlabError(
+            "--resume continues the run as it was started (its [init] is in config.toml); "
+            "drop --init-from/--lora"
+        )
 
 
 def _embedding_initialiser(path: str, freeze: bool):

@@ -45,6 +45,31 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _init_lines(init: dict[str, Any] | None, trainable: int | None) -> list[str]:
+    """What a fine-tuned run started from, and what was trained."""
+    if not init:
+        return []
+    lines = [
+        f"- fine-tuned from **{init.get('name', '?')}** ({init.get('format', '?')}): "
+        f"`{init.get('source')}`"
+        + (f" at `{init['path']}`" if init.get("path") not in (None, init.get("source")) else "")
+    ]
+    lora = init.get("lora")
+    if lora is None:
+        lines.append("- training: full fine-tuning (every weight; fresh optimizer)")
+    else:
+        lines.append(
+            f"- training: LoRA rank {lora.get('rank')}, alpha {_fmt(lora.get('alpha'))}, dropout "
+            f"{_fmt(lora.get('dropout'))} on {', '.join(lora.get('targets') or [])}"
+            + (f" ({trainable:,} trainable parameters)" if trainable is not None else "")
+        )
+        lines.append(
+            "- weights: adapters only (adapter_model.safetensors, adapter_config.json, peft's "
+            "format); the base is referenced, not copied, and must stay where it is"
+        )
+    return lines
+
+
 def write_card(
     run_dir: Path,
     config: dict[str, Any],
@@ -52,11 +77,13 @@ def write_card(
     data_meta: dict[str, Any],
     final: dict[str, Any],
     result: dict[str, Any],
+    trainable: int | None = None,
 ) -> Path:
     lines = [
         f"# Run card: {run_dir.name}",
         "",
         f"- model: **{config['model']['family']}**, {n_params:,} parameters",
+        *_init_lines(config.get("init"), trainable),
         f"- tokenizer: {config['tokenizer']['kind']} (vocabulary {data_meta.get('vocab_size')})",
         f"- data: {', '.join(data_meta.get('sources', [])[:5])}"
         + (" ..." if len(data_meta.get("sources", [])) > 5 else ""),

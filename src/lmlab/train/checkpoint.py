@@ -24,6 +24,25 @@ OPTIM_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 
 
+class FullWeights:
+    """How a run checkpoints its weights: every tensor to ``model.safetensors``. A LoRA run
+    saves its adapters only (:class:`lmlab.train.lora.LoraWeights`)."""
+
+    file = MODEL_FILE
+
+    def save(self, run_dir: Path, model: LanguageModel, metadata: dict[str, str]) -> None:
+        save_tensors_atomic(model.tensors_for_save(), run_dir / MODEL_FILE, metadata=metadata)
+
+    def load(self, run_dir: Path, model: LanguageModel) -> None:
+        mt = load_tensors_checked(run_dir / MODEL_FILE)
+        try:
+            model.load_tensors(mt)
+        except RuntimeError as e:
+            raise LmlabError(
+                f"{run_dir / MODEL_FILE} does not match the run's config ({str(e)[:80]})"
+            ) from None
+
+
 def _optimizer_tensors(
     opt: torch.optim.Optimizer, names: dict[int, str]
 ) -> tuple[dict[str, torch.Tensor], dict]:
@@ -57,6 +76,7 @@ def save_checkpoint(
     step: int,
     rng: np.random.Generator,
     extra: dict[str, Any] | None = None,
+    weights: Any = None,
 ) -> None:
     names = _param_names(model, opt)
     otensors, ometa = _optimizer_tensors(opt, names)
@@ -66,7 +86,7 @@ def save_checkpoint(
         otensors["__cuda_rng__"] = torch.cuda.get_rng_state(device)
     tag = {"step": str(step)}
     save_tensors_atomic(otensors, run_dir / OPTIM_FILE, metadata=tag)
-    save_tensors_atomic(model.tensors_for_save(), run_dir / MODEL_FILE, metadata=tag)
+    (weights or FullWeights()).save(run_dir, model, tag)
     state = {
         "step": step,
         "numpy_rng": rng.bit_generator.state,
@@ -93,9 +113,14 @@ def _step_tag(path: Path) -> str | None:
 
 
 def load_checkpoint(
-    run_dir: Path, model: LanguageModel, opt: torch.optim.Optimizer, rng: np.random.Generator
+    run_dir: Path,
+    model: LanguageModel,
+    opt: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    weights: Any = None,
 ) -> dict[str, Any]:
     """Restore model, optimizer and RNGs in place; returns the saved trainer state."""
+    weights = weights or FullWeights()
     sf = run_dir / STATE_FILE
     if not sf.is_file():
         raise LmlabError(
@@ -106,20 +131,14 @@ def load_checkpoint(
         step = int(state["step"])
     except (json.JSONDecodeError, KeyError, ValueError, TypeError):
         raise LmlabError(f"{sf} is corrupt; cannot resume (start a new run)") from None
-    for f in (MODEL_FILE, OPTIM_FILE):
+    for f in (weights.file, OPTIM_FILE):
         saved = _step_tag(run_dir / f)
         if saved is not None and saved != str(step):
             raise LmlabError(
                 f"{run_dir / f} is from step {saved}, but {STATE_FILE} says {step}: the last save was "
                 "interrupted; the checkpoint cannot be resumed exactly"
             )
-    mt = load_tensors_checked(run_dir / MODEL_FILE)
-    try:
-        model.load_tensors(mt)
-    except RuntimeError as e:
-        raise LmlabError(
-            f"{run_dir / MODEL_FILE} does not match the run's config ({str(e)[:80]})"
-        ) from None
+    weights.load(run_dir, model)
     ot = load_tensors_checked(run_dir / OPTIM_FILE)
     torch.set_rng_state(ot.pop("__torch_rng__"))
     cuda_rng = ot.pop("__cuda_rng__", None)

@@ -117,11 +117,14 @@ def train(
     on_eval: Callable[[dict[str, Any]], None] | None = None,
     should_stop: Callable[[int], bool] | None = None,
     progress: bool = True,
+    weights: Any = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there).
 
     ``should_stop(step)`` lets a caller (a sweep with a budget, a test) end training early
     as an interruption would: a resumable checkpoint is written and ``interrupted`` is set.
+    ``weights`` says which weights a checkpoint holds (default: all of them; a LoRA run
+    passes :class:`lmlab.train.lora.LoraWeights`).
     """
     dist = dist or ddp.DistInfo()
     device = ddp.pick_device(cfg.device, dist)
@@ -134,7 +137,7 @@ def train(
     start = 0
     metrics_path = run_dir / METRICS_FILE
     if resume:
-        start = load_checkpoint(run_dir, model, opt, rng)["step"]
+        start = load_checkpoint(run_dir, model, opt, rng, weights=weights)["step"]
         if dist.is_main:
             _truncate_metrics(metrics_path, start)
     elif dist.is_main and metrics_path.exists():
@@ -281,7 +284,7 @@ def train(
             asked = stop.requested or (should_stop is not None and should_stop(step))
             stopping = ddp.broadcast_flag(asked or timed_out, dist)
             if (step % cfg.checkpoint_every == 0 or stopping) and step < cfg.steps and dist.is_main:
-                save_checkpoint(run_dir, model, opt, step, rng)
+                save_checkpoint(run_dir, model, opt, step, rng, weights=weights)
             if stopping:
                 result.interrupted = asked
                 break
@@ -293,7 +296,7 @@ def train(
         return result
     final = evaluate(step)
     if dist.is_main:
-        save_checkpoint(run_dir, model, opt, step, rng)
+        save_checkpoint(run_dir, model, opt, step, rng, weights=weights)
         sample(step)
     result.final = final
     return result

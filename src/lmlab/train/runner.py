@@ -2,7 +2,8 @@
 
 The config is a plain dict with sections ``[data]``, ``[tokenizer]``, ``[model]`` and
 ``[train]``; it is validated here (unknown keys and wrong types are errors) and saved as
-``config.toml`` so a run can be rebuilt, resumed and compared.
+``config.toml`` so a run can be rebuilt, resumed and compared. A run that starts from a
+pretrained model has an ``[init]`` section too (:mod:`lmlab.train.finetune`).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from lmlab.errors import LmlabError
 from lmlab.models import FAMILIES, LanguageModel, build_model, config_from_dict, for_depth
 from lmlab.run import CONFIG_FILE, TOKENIZER_FILE
 from lmlab.train import distributed as ddp
+from lmlab.train import finetune
 from lmlab.train.card import write_card
 from lmlab.train.config import TrainConfig
 from lmlab.train.loop import METRICS_FILE, TrainResult, train
 from lmlab.train.plots import plot_losses
 
-SECTIONS = ("data", "tokenizer", "model", "train")
+SECTIONS = ("data", "tokenizer", "model", "train", "init")
 DATA_KEYS = {"corpus", "jsonl_field", "val_fraction", "dataset"}
 TOKENIZER_KEYS = {
     "kind",
@@ -40,7 +42,16 @@ TOKENIZER_KEYS = {
 }
 
 
-def default_config() -> dict[str, Any]:
+def default_config(init_from: str | None = None) -> dict[str, Any]:
+    """Defaults; with ``init_from`` (a pretrained model) the tokenizer and model are its own."""
+    if init_from:
+        return {
+            "init": {"source": str(init_from)},
+            "data": {"corpus": [], "val_fraction": 0.1},
+            "tokenizer": {},
+            "model": {},
+            "train": {},
+        }
     return {
         "data": {"corpus": [], "val_fraction": 0.1},
         "tokenizer": {"kind": "char"},
@@ -73,6 +84,9 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
                 f"unknown config key {bad[0]!r} in [{sec}]; valid keys: {', '.join(sorted(keys))}"
             )
     from_dict(TrainConfig, cfg.get("train", {}), where="[train]")
+    if "init" in cfg:  # the model's keys are checked against the base, once it is read
+        finetune.validate_init(cfg["init"])
+        return cfg
     family = cfg.get("model", {}).get("family", "transformer")
     if family not in FAMILIES:
         raise LmlabError(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
@@ -142,7 +156,9 @@ def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path | None:
     return backup
 
 
-def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
+def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo, tokenizer: Any = None):
+    """The run's dataset, tokenised into ``out/data`` on first use (with ``tokenizer`` if
+    given, e.g. a pretrained model's, else one trained on the corpus)."""
     data_dir = Path(cfg["data"]["dataset"]) if cfg["data"].get("dataset") else out / "data"
     if not cfg["data"].get("dataset") and not (data_dir / "meta.json").is_file():
         if dist.is_main:
@@ -153,6 +169,7 @@ def load_or_prepare_data(cfg: dict[str, Any], out: Path, dist: ddp.DistInfo):
             prepare_dataset(
                 sources,
                 data_dir,
+                tokenizer=tokenizer,
                 tokenizer_kind=cfg["tokenizer"]["kind"],
                 tokenizer_options=tok_opts,
                 val_fraction=float(cfg["data"].get("val_fraction", 0.1)),
@@ -186,7 +203,8 @@ def run_training(
     """Prepare (or reopen) a run directory and train it; returns the model and result.
 
     ``init_model`` is an optional callable ``(model, tokenizer) -> None`` run before
-    training (e.g. to load pre-trained word vectors into the embedding layer).
+    training (e.g. to load pre-trained word vectors into the embedding layer). A config
+    with ``[init] source = ...`` fine-tunes that pretrained model (``[init.lora]``: LoRA).
     ``quiet`` drops the opening line; ``progress=False`` hides the progress bar.
     """
     out = Path(out)
@@ -194,32 +212,46 @@ def run_training(
     created = not out.exists()
     backup: Path | None = None
     started = False
+    base: finetune.Base | None = None
     try:
         if resume:
             prepare_run_dir(out, overwrite, resume=True)
             cfg = load_toml(out / CONFIG_FILE)
             if steps is not None:
                 cfg["train"]["steps"] = steps
+            if cfg.get("init", {}).get("lora") is not None:  # the adapters need their base
+                base = finetune.reopen_base(cfg["init"], out)
         else:
             validate(cfg)
+            if cfg.get("init"):
+                base = finetune.read_base(cfg["init"]["source"])
+                cfg = finetune.fill_config(cfg, base)
             if dist.is_main:
                 backup = prepare_run_dir(out, overwrite, resume=False)
             if dist.enabled:
                 torch.distributed.barrier()
-        data = load_or_prepare_data(cfg, out, dist)
+        data = load_or_prepare_data(cfg, out, dist, base.tokenizer if base else None)
+        if base is not None and not resume and cfg["data"].get("dataset"):
+            finetune.check_dataset(data.tokenizer, base, data.path)
         tcfg = from_dict(TrainConfig, cfg.get("train", {}), where="[train]")
         if resume:
             mcfg = config_from_dict(
                 cfg["model"]["family"], {k: v for k, v in cfg["model"].items() if k != "family"}
             )
+        elif base is not None:
+            mcfg = finetune.model_config(cfg, base)
         else:
             mcfg = model_config(cfg, data.tokenizer.vocab_size)
         family = cfg["model"]["family"]
         torch.manual_seed(tcfg.seed)  # the same initial weights for the same seed, on every process
         model = build_model(family, mcfg)
+        weights = None
+        if base is not None:
+            weights = finetune.start_from(model, base, cfg)
         if init_model is not None and not resume:
             init_model(model, data.tokenizer)
         full = {
+            **({"init": cfg["init"]} if cfg.get("init") else {}),
             "data": cfg["data"],
             "tokenizer": cfg["tokenizer"],
             "model": {"family": family, **to_dict(mcfg)},
@@ -228,9 +260,14 @@ def run_training(
         if dist.is_main:
             save_toml(out / CONFIG_FILE, full)
             data.tokenizer.save(out / TOKENIZER_FILE)
+            if base is not None and base.chat and not resume:
+                finetune.save_chat_template(out, base.chat)
             if not quiet:
+                what = f"{family} ({model.num_params():,} parameters)"
+                if base is not None:
+                    what = finetune.describe(model, cfg["init"])
                 print(
-                    f"lmlab: training {family} ({model.num_params():,} parameters) on "
+                    f"lmlab: training {what} on "
                     f"{data.meta.train_tokens:,} tokens ({data.meta.tokenizer} tokenizer, vocabulary "
                     f"{data.meta.vocab_size:,}) into {out}",
                     flush=True,
@@ -248,6 +285,7 @@ def run_training(
             dist=dist,
             should_stop=should_stop,
             progress=progress,
+            weights=weights,
         )
         if dist.is_main:
             plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {family}")
@@ -259,6 +297,7 @@ def run_training(
                     dataclasses.asdict(data.meta),
                     result.final,
                     dataclasses.asdict(result),
+                    trainable=model.num_params(trainable_only=True),
                 )
         return model, result
     except BaseException:
