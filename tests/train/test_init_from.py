@@ -145,6 +145,27 @@ def test_lora_run_loads_merged_as_peft_would(work, lora_run) -> None:
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
+def test_model_in_training_generates_with_its_adapters(work, lora_run) -> None:
+    """samples.txt during LoRA training: generation must not bypass peft's wrapped layers
+    (the fast CPU decoder reads plain weights, so it steps aside)."""
+    from lmlab.generate import SamplingParams, generate
+    from lmlab.generate.fastdecode import fast_decoder
+    from lmlab.train import lora
+
+    cfg = load_toml(lora_run / "config.toml")["init"]["lora"]
+    base = load_run(work / "llama")
+    model = base.model
+    settings = lora.LoraSettings(**cfg)
+    lora.apply_lora(model, settings, cfg["targets"])
+    lora.LoraWeights(settings, cfg["targets"], None).load(lora_run, model)
+    model.eval()
+    assert fast_decoder(model, allow=True) is None
+    merged = load_run(lora_run)
+    params = SamplingParams(max_new_tokens=12, temperature=0.0, ignore_eos=True)
+    wrapped = generate(model, base.tokenizer, "The quick", params)[0].text
+    assert wrapped == generate(merged.model, merged.tokenizer, "The quick", params)[0].text
+
+
 def test_generate_from_finetuned_runs_differs_from_base(capsys, work, full_run, lora_run) -> None:
     base = greedy(capsys, work / "llama")
     lora = greedy(capsys, lora_run)

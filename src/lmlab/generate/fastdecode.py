@@ -319,19 +319,26 @@ def _has_hooks(model: torch.nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
+def _has_foreign_modules(model: torch.nn.Module) -> bool:
+    """A layer replaced by another library's (e.g. peft's LoRA wrappers around the linears
+    during LoRA training): the kernel would read only the wrapped base weights."""
+    return any(not type(m).__module__.startswith(("torch.", "lmlab.")) for m in model.modules())
+
+
 def fast_decoder(model: object, allow: bool | None = None, rows: int = 1) -> FastDecoder | None:
     """The model's :class:`FastDecoder` when the fast path applies (and pays), else None.
 
     It applies to a plain :class:`Transformer` in eval mode with float32 CPU weights, no
-    autocast and no forward hooks (which it would bypass), decoding at most ``MAX_ROWS``
-    ``rows``, unless ``allow`` is False (or None and ``LMLAB_FAST_DECODE=0``). The export
-    is cached per model and redone when a parameter changes (in place or replaced).
+    autocast, no forward hooks and no layers of other libraries (which it would bypass),
+    decoding at most ``MAX_ROWS`` ``rows``, unless ``allow`` is False (or None and
+    ``LMLAB_FAST_DECODE=0``). The export is cached per model and redone when a parameter
+    changes (in place or replaced).
     """
     if not (enabled() if allow is None else allow) or rows > MAX_ROWS:
         return None
     if type(model) is not Transformer or model.training:
         return None
-    if torch.is_autocast_enabled("cpu") or _has_hooks(model):
+    if torch.is_autocast_enabled("cpu") or _has_hooks(model) or _has_foreign_modules(model):
         return None
     for p in model.parameters():
         if p.device.type != "cpu" or p.dtype != torch.float32:
