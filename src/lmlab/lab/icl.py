@@ -80,6 +80,9 @@ def position_losses(
     device = next(iter(model.parameters()), torch.empty(0)).device
     total = torch.zeros(w.shape[1] - 1, dtype=torch.float64)
     model.eval()
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab:  # a large vocabulary: fewer rows at once, so the logits stay near 256 MB
+        batch_size = max(1, min(batch_size, (1 << 26) // (w.shape[1] * vocab)))
     for i in tqdm(range(0, len(w), batch_size), desc="loss by position", disable=not progress):
         b = w[i : i + batch_size].to(device)
         logits = model(b[:, :-1]).float()
