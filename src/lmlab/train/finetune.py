@@ -121,7 +121,12 @@ def read_base(spec: str | Path) -> Base:
         )
     chat = None
     if (p / TEMPLATE_FILE).is_file():
-        chat = json.loads((p / TEMPLATE_FILE).read_text(encoding="utf-8"))
+        try:
+            chat = json.loads((p / TEMPLATE_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LmlabError(
+                f"{p / TEMPLATE_FILE} is not valid JSON ({e}); fix or delete it"
+            ) from None
     elif isinstance(run.config.get("chat"), dict):
         chat = dict(run.config["chat"])
     tensors = run.model.tensors_for_save()
