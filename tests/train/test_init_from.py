@@ -296,7 +296,7 @@ def test_builtin_smollm2_starts(capsys, tmp_path) -> None:
                 str(tmp_path / "t.txt"), "--out", str(tmp_path / "s"), "--steps", "2",
                 "--batch-size", "1", "--context", "16", "--eval-every", "1000",
                 "--set", "train.eval_batches=1", "--set", "train.sample_tokens=0",
-                "--set", "train.warmup=0",
+                "--set", "train.warmup=0", "--set", "train.threads=1",
             ]
         )  # fmt: skip
     finally:
