@@ -192,7 +192,8 @@ def test_fast_path_applies_only_where_it_is_exact() -> None:
     handle = m.blocks[0].attn.register_forward_pre_hook(lambda mod, args: None)
     assert fast_decoder(m) is None  # a hook (probes, head ablation) would be bypassed
     handle.remove()
-    assert fast_decoder(make_model().to(torch.bfloat16)) is None
+    assert fast_decoder(make_model().to(torch.bfloat16)) is not None  # bf16 weights: yes
+    assert fast_decoder(make_model().to(torch.float16)) is None
     rnn = RNNLanguageModel(RNNConfig(vocab_size=VOCAB, embed_dim=8, hidden_size=8)).eval()
     assert fast_decoder(rnn) is None
 

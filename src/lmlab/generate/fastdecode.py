@@ -1,22 +1,30 @@
-"""A fast CPU decoding step for small Transformers: one numba call per generated token.
+"""A fast CPU decoding step for Transformers: one numba call per generated token.
 
 At batch 1 a small Transformer spends its decoding step in the fixed cost of ~130 PyTorch
-calls, not in arithmetic. :class:`FastDecoder` exports the weights once as contiguous
-float32 arrays and runs a whole step (every layer, the KV cache update, the logits) in one
-compiled kernel (:mod:`lmlab.generate._fastdecode_kernels`), sharing the KV cache with
-PyTorch: the prompt is prefilled by the model's own forward into the same memory, and
-either path may continue from the other.
+calls, and a 100M+ parameter one in streaming its weights from memory. :class:`FastDecoder`
+exports the weights once, in tiles that the kernel streams in order, and runs a whole step
+(every layer, the KV cache update, the logits) in one compiled kernel
+(:mod:`lmlab.generate._fastdecode_kernels`), sharing the KV cache with PyTorch: the prompt
+is prefilled by the model's own forward into the same memory, and either path may continue
+from the other.
 
 It covers the ``transformer`` family in both blocks (gpt2: LayerNorm with or without bias,
 exact or tanh GELU, learned positions; llama: RMSNorm, SwiGLU, RoPE, grouped-query
 attention), tied or untied heads and attention-only models, for any number of rows, on CPU
-in float32, in eval mode, without autocast or module hooks. ``LMLAB_FAST_DECODE=0`` turns
-it off. Its logits match the PyTorch forward to about 1e-6.
+with float32 or bfloat16 weights, in eval mode, without autocast or module hooks.
+``LMLAB_FAST_DECODE=0`` turns it off. With float32 weights its logits match the PyTorch
+forward to about 1e-6; with bfloat16 weights it computes in float32 on the same bfloat16
+values (PyTorch's bfloat16 forward rounds its activations too, so they differ by bfloat16
+rounding).
 
-The kernel is compiled once per machine (about 5 s; numba caches it on disk) and loaded
-from that cache by every later process (under a second). Both happen in a background
-thread: the engine decodes with PyTorch until the kernel is ready, then switches, so a
-generate call never waits for the compiler (``fast_decode=True`` waits instead).
+A model read from a GGUF file (:func:`register_gguf`) decodes from the file's own Q4_0,
+Q4_1 or Q8_0 blocks (:mod:`lmlab.generate.gguf_blocks`): they are exactly its float32
+weights in a sixth of the bytes, and the kernel computes in float32 on them.
+
+The kernel is compiled once per machine and kind of weights (5-20 s; numba caches it on
+disk) and loaded from that cache by every later process (about a second). Both happen in a
+background thread: the engine decodes with PyTorch until the kernel is ready, then
+switches, so a generate call never waits for the compiler (``fast_decode=True`` waits).
 """
 
 from __future__ import annotations
@@ -25,12 +33,14 @@ import importlib.util
 import os
 import threading
 import weakref
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.modules import module as _module
 
 from lmlab.errors import LmlabError
+from lmlab.generate.gguf_blocks import tiles_of_rows
 from lmlab.models.transformer import KVCache, Transformer, TransformerConfig
 
 ENV = "LMLAB_FAST_DECODE"
@@ -39,12 +49,37 @@ _OFF = ("0", "false", "no", "off")
 # batched products win (measured: 4x128 model, 64 rows: 0.9x; 16 rows: 1.3x the speed).
 MAX_ROWS = 16
 _CACHE: weakref.WeakKeyDictionary[Transformer, FastDecoder] = weakref.WeakKeyDictionary()
+# Models whose float32 weights are exactly a GGUF file's blocks: model -> (file, signature).
+_GGUF: weakref.WeakKeyDictionary[Transformer, tuple[Path, tuple | None]] = (
+    weakref.WeakKeyDictionary()
+)
+MATRICES = ("qkv", "proj", "fc", "fc2", "head")
+# How each kind of matrix is stored: dense float32, dense bfloat16 (its bits), 4-bit and
+# 8-bit blocks. The token embedding is float32 or bfloat16.
+_DENSE = {"float32": np.float32, "bfloat16": np.uint16}
+_TORCH_TYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
+
+
+def _dummy_matrix(kind: str, layers: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty ``(w, d, m)`` of a matrix kind (stacked over ``layers`` unless None)."""
+    lead = () if layers is None else (layers,)
+    if kind in _DENSE:
+        w = np.zeros((*lead, 1, 1, 1), _DENSE[kind])
+    else:
+        w = np.zeros(
+            (*lead, 1, 1, 16 if kind == "Q4" else 32, 1), np.uint8 if kind == "Q4" else np.int8
+        )
+    dm = np.zeros((*lead, 1, 1, 1), np.uint16)
+    return w, dm, dm
 
 
 class _KernelLoader:
-    """Compiles (or loads from numba's cache) the decoding kernel in a background thread."""
+    """Compiles (or loads from numba's cache) the decoding kernel for one combination of
+    weight kinds (``key``: the embedding's type, then each of :data:`MATRICES`'s kind) in a
+    background thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: tuple[str, ...]) -> None:
+        self.key = key
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,7 +90,7 @@ class _KernelLoader:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._load, name="lmlab-fastdecode-compile", daemon=True
+                    target=self._load, name="lmlab-fastdecode-" + "-".join(self.key), daemon=True
                 )
                 self._thread.start()
 
@@ -63,7 +98,7 @@ class _KernelLoader:
         try:
             from lmlab.generate._fastdecode_kernels import decode_step
 
-            _warm_up(decode_step)
+            _warm_up(decode_step, self.key)
             self.kernel = decode_step
         except Exception as e:  # noqa: BLE001 - reported by wait(); the engine falls back
             self.error = e
@@ -89,27 +124,36 @@ class _KernelLoader:
         return self.kernel
 
 
-def _warm_up(kernel) -> None:
+def _warm_up(kernel, key: tuple[str, ...]) -> None:
     """Call the kernel once on empty inputs of the real types: compiles or loads it."""
     i64 = np.zeros(0, np.int64)
-    m1, m2, m3 = (
-        np.zeros(1, np.float32),
-        np.zeros((1, 1), np.float32),
-        np.zeros((1, 1, 1), np.float32),
-    )
+    m1, m2 = np.zeros(1, np.float32), np.zeros((1, 1), np.float32)
+    emb = np.zeros((1, 1), _DENSE[key[0]])
+    qkv, proj, fc, fc2 = (_dummy_matrix(k, 1) for k in key[1:5])
+    head = _dummy_matrix(key[5], None)
     kv = np.zeros((1, 1, 1, 1, 1), np.float32)
-    cfg = np.ones(6, np.int64)
-    kernel(i64, i64, i64, i64, m2, m2, m2, m2, m3, m2, m3, m2, m2, m2, m3, m2, m3, m2, m1, m1, m2,
-           m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
+    cfg = np.ones(7, np.int64)
+    kernel(i64, i64, i64, i64, emb, m2, m2, m2, *qkv, m2, *proj, m2, m2, m2, *fc, m2, *fc2, m2,
+           m1, m1, *head, m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
 
 
-_LOADER = _KernelLoader()
+_LOADERS: dict[tuple[str, ...], _KernelLoader] = {}
+_LOADERS_LOCK = threading.Lock()
 
 
-def kernel_ready() -> bool:
-    """Whether the compiled kernel is loaded (starts loading it if not)."""
-    _LOADER.start()
-    return _LOADER.ready
+def _loader(key: tuple[str, ...]) -> _KernelLoader:
+    with _LOADERS_LOCK:
+        if key not in _LOADERS:
+            _LOADERS[key] = _KernelLoader(key)
+        return _LOADERS[key]
+
+
+def kernel_ready(weights: str = "float32") -> bool:
+    """Whether the compiled kernel for dense ``weights`` (float32 or bfloat16) is loaded
+    (starts loading it if not)."""
+    loader = _loader((weights,) * 6)
+    loader.start()
+    return loader.ready
 
 
 def enabled() -> bool:
@@ -121,9 +165,13 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(torch.float32).numpy()
 
 
-def _t(w: torch.Tensor) -> np.ndarray:
-    """A (out, in) Linear weight as a contiguous (in, out) float32 array."""
-    return np.ascontiguousarray(_np(w).T)
+def _wnp(t: torch.Tensor) -> np.ndarray:
+    """A weight as the kernel reads it: float32, or bfloat16 as its bits (uint16); a view
+    of the tensor's memory where it is contiguous."""
+    t = t.detach()
+    if t.dtype == torch.bfloat16:
+        return t.contiguous().view(torch.int16).numpy().view(np.uint16)
+    return np.ascontiguousarray(_np(t))
 
 
 def _bias(b: torch.Tensor | None, n: int) -> np.ndarray:
@@ -139,48 +187,87 @@ def _signature(model: Transformer) -> tuple | None:
         return None
 
 
+def register_gguf(model: Transformer, path: str | Path) -> None:
+    """Record that ``model``'s float32 weights are, right now, exactly the dequantisation
+    of GGUF file ``path`` (as :mod:`lmlab.interop.gguf_import` reads it): its fast decoder
+    may then read the file's blocks instead, for as long as no parameter changes."""
+    _GGUF[model] = (Path(path), _signature(model))
+
+
+def _gguf_blocks(model: Transformer, signature: tuple | None) -> dict:
+    src = _GGUF.get(model)
+    if src is None or signature is None or src[1] != signature or not src[0].is_file():
+        return {}
+    if model.tok_emb.weight.dtype != torch.float32:
+        return {}
+    from lmlab.generate.gguf_blocks import block_matrices
+
+    try:
+        return block_matrices(model, src[0])
+    except Exception:  # noqa: BLE001 - an unreadable file: decode from the float weights
+        return {}
+
+
 class FastDecoder:
     """The exported weights of one Transformer and its compiled decoding step."""
 
     def __init__(self, model: Transformer) -> None:
-        _LOADER.start()
         self.config = cfg = model.config
         self.signature = _signature(model)
-        d, llama, blocks = cfg.d_model, cfg.block == "llama", list(model.blocks)
+        dense = _TORCH_TYPES[model.tok_emb.weight.dtype]
+        blocks = _gguf_blocks(model, self.signature)
+        d, llama, layers = cfg.d_model, cfg.block == "llama", list(model.blocks)
+        n = len(layers)
         with torch.no_grad():
 
             def stack(fn) -> np.ndarray:
-                return np.ascontiguousarray(np.stack([fn(b) for b in blocks]))
+                return np.ascontiguousarray(np.stack([fn(b) for b in layers]))
 
-            def norm_b(n) -> np.ndarray:
-                return _bias(getattr(n, "bias", None), d)
+            def norm_b(m) -> np.ndarray:
+                return _bias(getattr(m, "bias", None), d)
 
-            self.tok_emb = np.ascontiguousarray(_np(model.tok_emb.weight))
+            def matrix(kind: str, weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                """Blocks from the GGUF file, or the dense weights in tiles."""
+                if kind in blocks:
+                    return blocks[kind]
+                if kind == "head":
+                    return (tiles_of_rows(_wnp(weight(None))), *_dummy_matrix(dense, None)[1:])
+                first = tiles_of_rows(_wnp(weight(layers[0])))
+                w = np.empty((n, *first.shape), first.dtype)
+                w[0] = first
+                for i, b in enumerate(layers[1:], 1):
+                    w[i] = tiles_of_rows(_wnp(weight(b)))
+                return (w, *_dummy_matrix(dense, n)[1:])
+
+            self.tok_emb = _wnp(model.tok_emb.weight)
             dummy = np.zeros((1, 1), np.float32)
             self.pos_emb = dummy if llama else np.ascontiguousarray(_np(model.pos_emb.weight))
             self.rope_cos = np.ascontiguousarray(_np(model.rope_cos)) if llama else dummy
             self.rope_sin = np.ascontiguousarray(_np(model.rope_sin)) if llama else dummy
             self.ln1_w = stack(lambda b: _np(b.ln1.weight))
             self.ln1_b = stack(lambda b: norm_b(b.ln1))
-            self.qkv_w = stack(lambda b: _t(b.attn.qkv.weight))
+            self.qkv = matrix("qkv", lambda b: b.attn.qkv.weight)
             self.qkv_b = stack(lambda b: _bias(b.attn.qkv.bias, b.attn.qkv.out_features))
-            self.proj_w = stack(lambda b: _t(b.attn.proj.weight))
+            self.proj = matrix("proj", lambda b: b.attn.proj.weight)
             self.proj_b = stack(lambda b: _bias(b.attn.proj.bias, d))
             if cfg.mlp:
                 fc = (lambda b: b.mlp.gate_up) if llama else (lambda b: b.mlp.fc)
                 self.ln2_w = stack(lambda b: _np(b.ln2.weight))
                 self.ln2_b = stack(lambda b: norm_b(b.ln2))
-                self.fc_w = stack(lambda b: _t(fc(b).weight))
+                self.fc = matrix("fc", lambda b: fc(b).weight)
                 self.fc_b = stack(lambda b: _bias(fc(b).bias, fc(b).out_features))
-                self.fc2_w = stack(lambda b: _t(b.mlp.proj.weight))
+                self.fc2 = matrix("fc2", lambda b: b.mlp.proj.weight)
                 self.fc2_b = stack(lambda b: _bias(b.mlp.proj.bias, d))
             else:  # attention-only blocks: the kernel skips these
-                n = len(blocks)
                 self.ln2_w = self.ln2_b = self.fc_b = self.fc2_b = np.zeros((n, 1), np.float32)
-                self.fc_w = self.fc2_w = np.zeros((n, 1, 1), np.float32)
+                self.fc = self.fc2 = _dummy_matrix(dense, n)
             self.lnf_w = np.ascontiguousarray(_np(model.ln_f.weight))
             self.lnf_b = norm_b(model.ln_f)
-            self.head_w = _t(model.head.weight)
+            self.head = matrix("head", lambda _: model.head.weight)
+        kinds = [blocks[k][0].dtype if k in blocks else None for k in MATRICES]
+        self.kinds = tuple(dense if k is None else ("Q4" if k == np.uint8 else "Q8") for k in kinds)
+        self.loader = _loader((dense, *self.kinds))
+        self.loader.start()
         self.cfg = np.array(
             [
                 cfg.n_head,
@@ -189,10 +276,16 @@ class FastDecoder:
                 int(llama),
                 int(cfg.gelu_approximate == "tanh"),
                 int(cfg.mlp),
+                cfg.ff_dim if cfg.mlp else 0,
             ],
             dtype=np.int64,
         )
         self.eps = float(cfg.norm_eps)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the exported weights (the matrices read at every step)."""
+        return sum(a.nbytes for k in MATRICES for a in getattr(self, k))
 
     def new_state(self, batch_size: int, capacity: int | None = None) -> KVCache:
         """An empty KV cache that both this decoder and the model's forward can extend:
@@ -209,7 +302,7 @@ class FastDecoder:
     @property
     def ready(self) -> bool:
         """Whether the kernel is loaded; until then :meth:`step` would wait for it."""
-        return _LOADER.ready
+        return self.loader.ready
 
     def owns(self, state: object) -> bool:
         """Whether ``state`` came from :meth:`new_state` and still holds that memory."""
@@ -275,7 +368,7 @@ class FastDecoder:
         _, _, kc, vc = state._fast_kv
         vocab, ctx = self.tok_emb.shape[0], self.config.context_length
         out = np.empty((keep.shape[0], vocab), np.float32)
-        status = _LOADER.wait()(
+        status = self.loader.wait()(
             ids,
             rows,
             pos,
@@ -284,19 +377,19 @@ class FastDecoder:
             self.pos_emb,
             self.ln1_w,
             self.ln1_b,
-            self.qkv_w,
+            *self.qkv,
             self.qkv_b,
-            self.proj_w,
+            *self.proj,
             self.proj_b,
             self.ln2_w,
             self.ln2_b,
-            self.fc_w,
+            *self.fc,
             self.fc_b,
-            self.fc2_w,
+            *self.fc2,
             self.fc2_b,
             self.lnf_w,
             self.lnf_b,
-            self.head_w,
+            *self.head,
             self.rope_cos,
             self.rope_sin,
             kc,
@@ -328,11 +421,11 @@ def _has_foreign_modules(model: torch.nn.Module) -> bool:
 def fast_decoder(model: object, allow: bool | None = None, rows: int = 1) -> FastDecoder | None:
     """The model's :class:`FastDecoder` when the fast path applies (and pays), else None.
 
-    It applies to a plain :class:`Transformer` in eval mode with float32 CPU weights, no
-    autocast, no forward hooks and no layers of other libraries (which it would bypass),
-    decoding at most ``MAX_ROWS`` ``rows``, unless ``allow`` is False (or None and
-    ``LMLAB_FAST_DECODE=0``). The export is cached per model and redone when a parameter
-    changes (in place or replaced).
+    It applies to a plain :class:`Transformer` in eval mode with CPU weights all float32 or
+    all bfloat16, no autocast, no forward hooks and no layers of other libraries (which it
+    would bypass), decoding at most ``MAX_ROWS`` ``rows``, unless ``allow`` is False (or
+    None and ``LMLAB_FAST_DECODE=0``). The export is cached per model and redone when a
+    parameter changes (in place or replaced).
     """
     if not (enabled() if allow is None else allow) or rows > MAX_ROWS:
         return None
@@ -340,10 +433,15 @@ def fast_decoder(model: object, allow: bool | None = None, rows: int = 1) -> Fas
         return None
     if torch.is_autocast_enabled("cpu") or _has_hooks(model) or _has_foreign_modules(model):
         return None
+    dtype = model.tok_emb.weight.dtype
+    if dtype not in _TORCH_TYPES:
+        return None
     for p in model.parameters():
-        if p.device.type != "cpu" or p.dtype != torch.float32:
+        if p.device.type != "cpu" or p.dtype != dtype:
             return None
-    if importlib.util.find_spec("numba") is None or _LOADER.failed:  # pragma: no cover
+    if importlib.util.find_spec("numba") is None:  # pragma: no cover
+        return None
+    if _loader((_TORCH_TYPES[dtype],) * 6).failed:  # pragma: no cover
         return None
     sig = _signature(model)
     cached = _CACHE.get(model)

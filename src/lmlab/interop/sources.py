@@ -119,6 +119,10 @@ def open_pretrained(spec: str | Path, device: str | torch.device = "cpu"):
     model = Transformer(imp.config)
     model.load_tensors(imp.tensors)
     model.to(device).eval()
+    if imp.source.get("format") == "gguf":  # decoding may read the file's own blocks
+        from lmlab.generate.fastdecode import register_gguf
+
+        register_gguf(model, imp.source["path"])
     cfg = run_config(imp)
     template = chat_template_of(imp)
     if template is not None:

@@ -197,6 +197,10 @@ class Attention(nn.Module):
             # the projections run in bf16, the attention itself in fp32.
             with torch.autocast("cpu", enabled=False):
                 y = self._attend(qkv.float(), rope, cache, layer, B, T, C)
+        elif qkv.device.type == "cpu" and qkv.dtype != torch.float32:
+            # bfloat16 weights on CPU (inference): the same split, and the KV cache is float32
+            # (as the fast decoding step keeps it), so the attention reads exact keys.
+            y = self._attend(qkv.float(), rope, cache, layer, B, T, C).to(qkv.dtype)
         else:
             y = self._attend(qkv, rope, cache, layer, B, T, C)
         return self.proj(y)
@@ -219,6 +223,7 @@ class Attention(nn.Module):
             cache.k[layer][:, :, p : p + T] = k
             cache.v[layer][:, :, p : p + T] = v
             k, v = cache.k[layer][:, :, : p + T], cache.v[layer][:, :, : p + T]
+            k, v = k.to(q.dtype), v.to(q.dtype)  # no-op unless the cache has another type
             if T == 1:
                 is_causal, mask = False, None
             elif p == 0:
@@ -243,14 +248,14 @@ class Attention(nn.Module):
         B, _, _, hd = q.shape
         pos = cache.lengths  # (B,)
         rows = torch.arange(B, device=q.device)
-        cache.k[layer][rows, :, pos] = k[:, :, 0]
-        cache.v[layer][rows, :, pos] = v[:, :, 0]
+        cache.k[layer][rows, :, pos] = k[:, :, 0].to(cache.k[layer].dtype)
+        cache.v[layer][rows, :, pos] = v[:, :, 0].to(cache.v[layer].dtype)
         n = int(pos.max()) + 1
         mask = torch.arange(n, device=q.device) <= pos[:, None]  # (B, n): own keys so far
         y = F.scaled_dot_product_attention(
             q,
-            cache.k[layer][:, :, :n],
-            cache.v[layer][:, :, :n],
+            cache.k[layer][:, :, :n].to(q.dtype),
+            cache.v[layer][:, :, :n].to(q.dtype),
             attn_mask=mask[:, None, None, :],
             enable_gqa=self.n_kv != self.n_head,
         )
@@ -327,6 +332,16 @@ class Transformer(LanguageModel):
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
+    def _apply(self, fn, recurse=True):
+        """``.to(dtype)`` and the like: the RoPE tables stay float32 whatever type the
+        weights take (positions, not weights; bf16 would blur far positions' angles)."""
+        super()._apply(fn, recurse)
+        if getattr(self, "rope_cos", None) is not None and self.rope_cos.dtype != torch.float32:
+            cos, sin = _rope_tables(self.config)
+            self.rope_cos = cos.to(self.rope_cos.device)
+            self.rope_sin = sin.to(self.rope_sin.device)
+        return self
+
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
@@ -344,10 +359,13 @@ class Transformer(LanguageModel):
         capacity: int | None = None,
     ) -> KVCache:
         """An empty KV cache with room for ``capacity`` tokens per row to start with (it
-        grows on demand up to the context length)."""
-        return KVCache(
-            self.config, batch_size, device, dtype or self.tok_emb.weight.dtype, capacity
-        )
+        grows on demand up to the context length). Its type is the weights' type, except
+        for 16-bit weights on CPU: float32 (attention runs in float32 there)."""
+        if dtype is None:
+            dtype = self.tok_emb.weight.dtype
+            if torch.device(device).type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+                dtype = torch.float32
+        return KVCache(self.config, batch_size, device, dtype, capacity)
 
     def hidden_states(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
         """Final normalised hidden states ``(B, T, d)`` (for pooled embeddings and probes)."""
