@@ -63,6 +63,13 @@ def test_ladder_trains_every_rung_and_writes_a_report(corpus, tmp_path, capsys) 
     assert results["nplm_numpy"]["tokens_seen"] == 3000 // 256 * 256  # SGD steps of 256 windows
     report = (out / "report.md").read_text()
     assert "| ngram3 |" in report and "positions.png" in report
+    # The 800-word vocabulary leaves many validation words unknown: the share is in every
+    # row and the table carries the warning.
+    unk = results["ngram3"]["valid_unk"]
+    assert 0.01 < unk < 0.5 and all(r["valid_unk"] == unk for r in results.values())
+    assert "| valid <unk> |" in report and f"| {unk:.2%} |" in report
+    assert f"warning: {unk:.2%} of the validation tokens are <unk>" in report
+    assert "<unk>" in capsys.readouterr().err
     assert (out / "ladder.png").is_file() and (out / "positions.png").is_file()
     for name in results:  # each rung is a run directory the other commands can load
         assert (out / name / "config.toml").is_file() and (
@@ -154,3 +161,16 @@ def test_lstm_rung_uses_carried_state_and_an_adaptive_softmax_on_word_vocabulari
     chars = SimpleNamespace(tokenizer=CharTokenizer(list("abc")))
     model, _ = rung_config("lstm", chars)
     assert "adaptive_cutoffs" not in model  # char ids are not frequency-ordered
+
+
+def test_table_without_unknown_words_has_no_warning() -> None:
+    from lmlab.compare.ladder import RungResult
+    from lmlab.compare.report import markdown_table
+
+    row = dict(family="ngram", params=10, train_seconds=1.0, tokens_seen=5, tokens_per_second=5.0)
+    old = RungResult("old", valid_ppl=3.0, test_ppl=None, sample="", **row)  # before the share
+    table = markdown_table([old])
+    assert "<unk>" not in table and "warning" not in table
+    clean = RungResult("bpe", valid_ppl=3.0, test_ppl=None, sample="", valid_unk=0.0, **row)
+    table = markdown_table([clean, old])
+    assert "| 0.00% |" in table and "| - |" in table and "warning" not in table

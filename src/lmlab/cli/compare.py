@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from lmlab.errors import LmlabError
@@ -63,6 +64,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from lmlab.compare.data import prepare_split
     from lmlab.compare.ladder import PRESETS, Budget, load_rung, run_rung
     from lmlab.compare.report import markdown_table, write_report
+    from lmlab.evaluate.unknown import count_unk, unk_warning
 
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in PRESETS]
@@ -91,10 +93,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     split = prepare_split(
         out / "data", args.corpus, args.valid, args.test, args.tokenizer, args.max_vocab
     )
+    unk = count_unk(split.tokenizer, split.valid) / max(1, len(split.valid))
     print(
-        f"{len(split.train):,} training tokens, {len(split.valid):,} validation tokens, "
-        f"vocabulary {split.tokenizer.vocab_size:,}"
+        f"{len(split.train):,} training tokens, {len(split.valid):,} validation tokens "
+        f"({unk:.2%} <unk>), vocabulary {split.tokenizer.vocab_size:,}"
     )
+    if warning := unk_warning(unk, "validation tokens"):
+        print(warning, file=sys.stderr)
     results = []
     for name in names:
         print(f"--- {name}", flush=True)

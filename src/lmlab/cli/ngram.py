@@ -9,6 +9,7 @@ lmlab ngram import-arpa model.arpa --out runs/imported
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -132,6 +133,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lmlab.evaluate.unknown import unk_warning
     from lmlab.models.ngram_io import encode_file, load_run
 
     model, tokenizer, info = load_run(args.run)
@@ -148,6 +150,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{args.text}: {len(ids):,} tokens ({oov:.2%} <unk>), "
         f"log10 prob {s.sum():.2f}, perplexity {ppl:.2f} (scored in {seconds:.2f} s)"
     )
+    if warning := unk_warning(oov):
+        print(warning, file=sys.stderr)
     return 0
 
 

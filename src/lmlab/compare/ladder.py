@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from lmlab.compare.data import Split
 from lmlab.config import atomic_write_text
 from lmlab.errors import LmlabError
+from lmlab.evaluate.perplexity import stream_loss
+from lmlab.evaluate.unknown import count_unk
 from lmlab.models import LanguageModel, build_model
 from lmlab.models.ngram import NGramLM
 from lmlab.models.ngram_io import save_run as save_ngram_run
@@ -85,44 +87,20 @@ class RungResult:
     test_ppl: float | None
     sample: str
     position_loss: list[float] = field(default_factory=list)
+    valid_unk: float | None = None  # share of <unk> among the scored validation tokens
 
 
 # ---- scoring ------------------------------------------------------------------------
-@torch.inference_mode()
 def stream_ppl(model: LanguageModel, ids: np.ndarray, eos_id: int = 0, chunk: int = 512) -> float:
     """Exact perplexity of predicting every token of ``ids`` from all that precede it.
 
     The stream is scored after an ``<eos>`` (a sentence start). Stateful models (n-gram,
-    NPLM, LSTM) carry their state across chunks; a Transformer slides its window by half.
+    NPLM, LSTM) carry their state through it; a Transformer slides its whole context by
+    half, many windows per forward call (:func:`lmlab.evaluate.perplexity.stream_loss`).
     """
-    model.eval()
-    if isinstance(model, NGramLM):
-        return float(10.0 ** (-model.score(ids).mean()))
-    x = torch.as_tensor(np.concatenate([[eos_id], ids]), dtype=torch.int64)
-    n = len(x) - 1
-    total = 0.0
-    ctx = model.context_length
-    if ctx is None:
-        state = model.new_state(1)
-        for s in range(0, n, chunk):
-            inp = x[s : min(s + chunk, n)][None]
-            logits = model(inp, state)[0]
-            total += F.cross_entropy(
-                logits.float(), x[s + 1 : s + 1 + inp.shape[1]], reduction="sum"
-            ).item()
-        return math.exp(total / n)
-    stride = max(1, ctx // 2)
-    scored, begin = 0, 0
-    while scored < n:
-        end = min(begin + ctx, n)
-        logits = model(x[begin:end][None])[0]
-        new = scored - begin
-        total += F.cross_entropy(
-            logits[new:].float(), x[begin + 1 + new : end + 1], reduction="sum"
-        ).item()
-        scored = end
-        begin = min(begin + stride, max(0, n - ctx)) if end < n else end
-    return math.exp(total / n)
+    x = np.concatenate([[eos_id], np.asarray(ids, dtype=np.int64)])
+    loss, _ = stream_loss(model, x, window=model.context_length, chunk=chunk)
+    return math.exp(loss)
 
 
 @torch.inference_mode()
@@ -270,6 +248,8 @@ def run_rung(
     if done.is_file() and not retrain:
         prev = RungResult(**json.loads(done.read_text(encoding="utf-8")))
         if not rescore:
+            if prev.valid_unk is None:  # scored before the share was recorded
+                prev.valid_unk = count_unk(split.tokenizer, split.valid) / max(1, len(split.valid))
             return prev
         from lmlab.run import load_run
 
@@ -319,6 +299,7 @@ def score_rung(
         valid_ppl=stream_ppl(model, split.valid, eos),
         test_ppl=stream_ppl(model, split.test, eos) if split.test is not None else None,
         sample=sample_text(model, split, budget.seed),
+        valid_unk=count_unk(split.tokenizer, split.valid) / max(1, len(split.valid)),
         position_loss=[]
         if family == "ngram"
         else position_loss(model, split.valid, budget.context),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lmlab.compare.ladder import RungResult
 from lmlab.config import atomic_write_text
+from lmlab.evaluate.unknown import unk_warning
 
 
 def _fmt_int(n: int) -> str:
@@ -15,21 +16,31 @@ def _fmt_int(n: int) -> str:
 
 
 def markdown_table(results: list[RungResult]) -> str:
+    """The results table; a ``<unk>`` column when the split has one, and a warning line
+    under the table when ``<unk>`` is over 1% of the validation tokens."""
     has_test = any(r.test_ppl is not None for r in results)
+    has_unk = any(r.valid_unk is not None for r in results)
     head = "| model | valid ppl |" + (" test ppl |" if has_test else "")
+    head += " valid <unk> |" if has_unk else ""
     head += " parameters | training s | tokens seen | tokens/s |\n"
-    head += "|---|---|" + ("---|" if has_test else "") + "---|---|---|---|\n"
+    head += "|---|---|" + ("---|" if has_test else "") + ("---|" if has_unk else "")
+    head += "---|---|---|---|\n"
     rows = []
     for r in results:
         row = f"| {r.name} | {r.valid_ppl:.2f} |"
         if has_test:
             row += f" {r.test_ppl:.2f} |" if r.test_ppl is not None else " - |"
+        if has_unk:
+            row += f" {r.valid_unk:.2%} |" if r.valid_unk is not None else " - |"
         row += (
             f" {_fmt_int(r.params)} | {r.train_seconds:.1f} | {_fmt_int(r.tokens_seen)} "
             f"| {r.tokens_per_second:,.0f} |"
         )
         rows.append(row)
-    return head + "\n".join(rows) + "\n"
+    warning = unk_warning(
+        max((r.valid_unk or 0.0 for r in results), default=0.0), "validation tokens"
+    )
+    return head + "\n".join(rows) + "\n" + (f"\n{warning}\n" if warning else "")
 
 
 def samples_block(results: list[RungResult]) -> str:

@@ -2,7 +2,8 @@
 
 ``\\w+|[^\\w\\s]`` splits English; any word that contains Chinese characters is cut further
 by jieba. The vocabulary keeps the most frequent ``max_vocab`` words; the rest become
-``<unk>``. Decoding re-joins words with spaces where English would have them.
+``<unk>``, as does a literal ``<unk>`` in the text (one unknown word, as WikiText means it).
+Decoding re-joins words with spaces where English would have them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from lmlab.errors import LmlabError
 from lmlab.tokenize.base import EOS, UNK, Tokenizer
 
-WORD_RE = re.compile(r"\w+|[^\w\s]|\n")
+WORD_RE = re.compile(r"<unk>|\w+|[^\w\s]|\n")
 _CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 _NO_SPACE_BEFORE = set(".,!?;:)]}%'\"”’」』》，。！？；：、）")
 _NO_SPACE_AFTER = set("([{“‘「『《（")
@@ -152,6 +153,19 @@ class WordTokenizer(Tokenizer):
 
     def encode_array(self, text: str) -> np.ndarray:
         return np.fromiter(self.encode(text), dtype=np.int64)
+
+    def encode_unknowns(self, text: str) -> tuple[np.ndarray, list[str]]:
+        """``encode_array(text)`` and the words behind its ``<unk>`` ids, in order (an
+        evaluation charges their spelling)."""
+        get, unk = self._stoi.get, self._unk
+        ids: list[int] = []
+        unknown: list[str] = []
+        for w in split_words(text, self.lowercase, self.newlines, self.split):
+            i = get(w, unk)
+            if i == unk:
+                unknown.append(w)
+            ids.append(i)
+        return np.asarray(ids, dtype=np.int64), unknown
 
     def decode(self, ids: Any) -> str:
         itos = self._itos
