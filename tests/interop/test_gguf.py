@@ -20,20 +20,9 @@ PROMPT = "The quick brown fox jumps over the lazy dog. 12345"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    from tiny_hf import TEXT
+    from tiny_hf import train_bpe_runs
 
-    root = tmp_path_factory.mktemp("gguf")
-    corpus = root / "text.txt"
-    corpus.write_text(TEXT * 5, encoding="utf-8")
-    out = {}
-    for block in ("llama", "gpt2"):
-        run = root / block
-        args = ["train", "--corpus", str(corpus), "--tokenizer", "bpe", "--vocab-size", "300",
-                "--block", block, "--depth", "2", "--context", "64", "--steps", "20",
-                "--batch-size", "8", "--eval-every", "20", "--out", str(run)]  # fmt: skip
-        assert main(args) == 0
-        out[block] = run
-    return out
+    return train_bpe_runs(tmp_path_factory.mktemp("gguf"))
 
 
 def test_rope_permutation_round_trips() -> None:
@@ -86,13 +75,9 @@ def test_export_keeps_the_chat_template(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from lmlab.errors import LmlabError
-    from lmlab.interop.sources import builtin_path
+    from tiny_hf import require_smollm2
 
-    try:
-        builtin_path("smollm2")
-    except LmlabError as e:
-        pytest.skip(str(e))
+    require_smollm2()
     return load_run("builtin:smollm2")
 
 

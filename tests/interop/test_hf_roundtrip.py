@@ -10,7 +10,7 @@ import torch
 
 from lmlab.cli import main
 from lmlab.run import load_run
-from tiny_hf import TEXT, save_tiny
+from tiny_hf import save_tiny, train_bpe_runs
 
 transformers = pytest.importorskip("transformers", reason="transformers is a test extra")
 
@@ -78,19 +78,7 @@ def test_import_writes_a_run_directory_every_command_takes(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def bpe_runs(tmp_path_factory) -> dict[str, Path]:
-    """Tiny lmlab runs (byte-level BPE) of both blocks, trained for a few steps."""
-    root = tmp_path_factory.mktemp("lmruns")
-    corpus = root / "text.txt"
-    corpus.write_text(TEXT * 5, encoding="utf-8")
-    runs = {}
-    for block, extra in (("llama", []), ("gpt2", ["--set", "model.gelu_approximate='tanh'"])):
-        out = root / block
-        args = ["train", "--corpus", str(corpus), "--tokenizer", "bpe", "--vocab-size", "300",
-                "--block", block, "--depth", "2", "--context", "64", "--steps", "20",
-                "--batch-size", "8", "--eval-every", "20", "--out", str(out), *extra]  # fmt: skip
-        assert main(args) == 0
-        runs[block] = out
-    return runs
+    return train_bpe_runs(tmp_path_factory.mktemp("lmruns"))
 
 
 @pytest.mark.parametrize("block", ["llama", "gpt2"])

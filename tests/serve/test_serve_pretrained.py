@@ -11,13 +11,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def smollm2_server():
-    from lmlab.errors import LmlabError
-    from lmlab.interop.sources import builtin_path
+    from tiny_hf import require_smollm2
 
-    try:
-        builtin_path("smollm2")
-    except LmlabError as e:
-        pytest.skip(str(e))
+    require_smollm2()
     srv, registry = make_server({"smollm2": "builtin:smollm2"})
     with srv:
         yield srv.url, registry

@@ -40,6 +40,11 @@ def train_tokenizer(kind: str, texts: Iterable[str], **options: Any) -> Tokenize
     """Learn a tokenizer of ``kind`` from ``texts``; ``options`` go to that kind's ``train``."""
     if kind not in KINDS:
         raise LmlabError(f"unknown tokenizer {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == PretrainedTokenizer.kind:
+        raise LmlabError(
+            "the 'hf' tokenizer comes with a pretrained model and is not trained; "
+            "fine-tune that model with --init-from instead"
+        )
     try:
         return KINDS[kind].train(texts, **options)  # type: ignore[attr-defined]
     except TypeError as e:

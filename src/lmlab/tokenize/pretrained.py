@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 from tokenizers import Tokenizer as HFTokenizer
 
 from lmlab.errors import LmlabError
-from lmlab.tokenize.base import EOS, Tokenizer, invalid_text
-from lmlab.tokenize.bpe import _cut_point
+from lmlab.tokenize.base import EOS
+from lmlab.tokenize.bpe import BPETokenizer
 
 
-class PretrainedTokenizer(Tokenizer):
+class PretrainedTokenizer(BPETokenizer):
+    """Byte-level BPE with a pretrained model's own special tokens (encoding and decoding
+    are :class:`BPETokenizer`'s)."""
+
     kind = "hf"
 
     def __init__(
@@ -46,10 +48,6 @@ class PretrainedTokenizer(Tokenizer):
                 self._specials[added.content] = hf.token_to_id(added.content)
 
     @property
-    def vocab_size(self) -> int:
-        return self.hf.get_vocab_size()
-
-    @property
     def special_tokens(self) -> dict[str, int]:
         return dict(self._specials)
 
@@ -65,30 +63,7 @@ class PretrainedTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         """Ids of ``text`` (special-token strings in it become their ids, as in
         ``transformers``); no BOS: callers that start a sequence add :attr:`bos_id`."""
-        try:
-            return self.hf.encode(text, add_special_tokens=False).ids
-        except TypeError:
-            raise invalid_text() from None
-
-    def encode_array(self, text: str) -> np.ndarray:
-        """Long texts are cut where every supported pre-tokeniser splits anyway (after a
-        newline that a non-space character follows) and encoded in parallel."""
-        if len(text) < (1 << 16):
-            return np.asarray(self.encode(text), dtype=np.int64)
-        pieces, start = [], 0
-        while start < len(text):
-            cut = _cut_point(text, start + (1 << 16))
-            pieces.append(text[start:cut])
-            start = cut
-        try:
-            enc = self.hf.encode_batch(pieces, add_special_tokens=False)
-        except TypeError:
-            raise invalid_text() from None
-        return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in enc])
-
-    def decode(self, ids: Any) -> str:
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
-        return self.hf.decode(ids, skip_special_tokens=False)
+        return super().encode(text)
 
     def to_dict(self) -> dict[str, Any]:
         return {
