@@ -116,10 +116,9 @@ def block_matrices(
     stacked over layers; ``head`` alone) whose tensors in ``path`` are all of one supported
     block type and whose dequantisation is the model's weight (checked on the first layer
     and the head); kinds left out decode from the dense float weights."""
-    import gguf
+    from lmlab.interop.gguf_read import GGUFFile
 
-    reader = gguf.GGUFReader(str(path))
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = {t.name: t for t in GGUFFile(path).tensors}
     found: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for kind, per_layer in _sources(model, tensors).items():
         names = [n for parts in per_layer for n, _ in parts]

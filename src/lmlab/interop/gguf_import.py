@@ -47,7 +47,7 @@ class Imported:
 
 
 def _reader(path: Path):
-    import gguf
+    from lmlab.interop.gguf_read import GGUFFile
 
     if not path.is_file():
         raise LmlabError(f"{path} not found; pass a .gguf file")
@@ -56,7 +56,7 @@ def _reader(path: Path):
     if magic != b"GGUF":
         raise LmlabError(f"{path} is not a GGUF file (it does not start with 'GGUF')")
     try:
-        return gguf.GGUFReader(str(path))
+        return GGUFFile(path)
     except (ValueError, OSError, IndexError, KeyError, struct.error) as e:
         raise LmlabError(
             f"{path} is truncated or corrupt ({str(e).splitlines()[0][:80]}); download it again"
@@ -64,13 +64,7 @@ def _reader(path: Path):
 
 
 def _fields(reader) -> dict[str, Any]:
-    out = {}
-    for k, f in reader.fields.items():
-        try:
-            out[k] = f.contents()
-        except Exception:  # noqa: BLE001 - a field we cannot decode is one we do not use
-            continue
-    return out
+    return dict(reader.meta)
 
 
 def _need(meta: dict[str, Any], key: str, path: Path):
