@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -213,6 +214,106 @@ def test_export_is_cached_and_redone_when_weights_change() -> None:
         m(ids[:, :3], state)
         ref = m(ids[:, 3:], ref_state)[:, -1]
         assert (fast2.step(ids[:, 3], state) - ref).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama-gqa", "gpt2-attention-only"])
+def test_bf16_weights_step_is_float32_arithmetic_on_the_bf16_values(name: str) -> None:
+    """With bfloat16 weights the kernel widens each weight to float32: the reference is
+    the float32 model whose weights are the bfloat16 values."""
+    mb = make_model(**CONFIGS[name]).to(torch.bfloat16)
+    ref_model = make_model(**CONFIGS[name])
+    ref_model.load_state_dict({k: v.float() for k, v in mb.state_dict().items()})
+    fast = fast_decoder(mb)
+    assert fast is not None and fast.kinds == ("bfloat16",) * 5
+    ids = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        ref_state, state = ref_model.new_state(2), fast.new_state(2)
+        ref_model(ids[:, :4], ref_state)
+        fast.prefill(ids[:, :4], state)
+        for t in range(4, 12):
+            ref = ref_model(ids[:, t : t + 1], ref_state)[:, -1]
+            got = fast.step(ids[:, t], state)
+            assert (got - ref).abs().max().item() < 1e-4, (name, t)
+
+
+def test_bf16_model_generates_through_the_engine_with_float32_attention(tok) -> None:
+    """A bfloat16 model on CPU: PyTorch prefill (bf16 products, float32 attention and KV
+    cache) then the kernel; greedy tokens agree with PyTorch-only decoding."""
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=tok.vocab_size, context_length=CTX, n_layer=2,
+                            n_head=4, d_model=32, block="llama", n_kv_head=2)  # fmt: skip
+    m = Transformer(cfg).eval().to(torch.bfloat16)
+    assert m.rope_cos.dtype == torch.float32  # positions stay exact under .to(bf16)
+    assert m.new_state(1).k[0].dtype == torch.float32
+    p = SamplingParams(max_new_tokens=20, temperature=0, ignore_eos=True)
+    on = generate(m, tok, "the ", p, fast_decode=True)[0].token_ids
+    off = generate(m, tok, "the ", p, fast_decode=False)[0].token_ids
+    assert len(on) == 20
+    assert on[:5] == off[:5]  # bf16 rounding of activations may part them later
+
+
+@pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q8_0"])
+@pytest.mark.parametrize("rows", [1, 3])
+def test_block_matrix_product_is_the_dequantised_product(qtype: str, rows: int) -> None:
+    gguf = pytest.importorskip("gguf")
+    from lmlab.generate._fastdecode_kernels import _mm_q4, _mm_q8
+    from lmlab.generate.gguf_blocks import _split_blocks
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((100, 96)).astype(np.float32)  # 100 outputs: a partial tile
+    t = getattr(gguf.GGMLQuantizationType, qtype)
+    raw = gguf.quants.quantize(w, t)
+    deq = gguf.quants.dequantize(raw, t).reshape(w.shape)
+    qs, d, m = _split_blocks(raw, qtype)
+    x = rng.standard_normal((rows, 96)).astype(np.float32)
+    bias = rng.standard_normal(100).astype(np.float32)
+    out = np.empty((rows, 100), np.float32)
+    if qtype == "Q8_0":
+        _mm_q8(x, qs, d, bias, out)
+    else:
+        _mm_q4(x, qs, d, m, bias, out)
+    ref = x.astype(np.float64) @ deq.T.astype(np.float64) + bias
+    assert np.abs(out - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("block", ["llama", "gpt2"])
+def test_gguf_model_decodes_from_its_blocks_until_a_weight_changes(tmp_path, block) -> None:
+    """A GGUF of Q8_0 tensors: the fast step reads the blocks (an eighth of the float
+    bytes) and gives the float model's logits; once a weight changes, the dense weights."""
+    pytest.importorskip("gguf")
+    from lmlab.generate.fastdecode import register_gguf
+    from lmlab.interop.gguf_export import export_gguf
+    from lmlab.run import Run, load_run
+
+    torch.manual_seed(0)
+    from lmlab.tokenize.bpe import BPETokenizer
+
+    tok = BPETokenizer.train(["the quick brown fox jumps over the lazy dog\n"] * 5, 300)
+    cfg = TransformerConfig(vocab_size=tok.vocab_size, context_length=CTX, n_layer=2,
+                            n_head=2, d_model=64, block=block,
+                            n_kv_head=1 if block == "llama" else None)  # fmt: skip
+    src = Run(tmp_path, {"model": {"family": "transformer"}}, Transformer(cfg).eval(), tok)
+    path = export_gguf(src, tmp_path / "m.gguf", "q8_0")
+    run = load_run(path)  # registers the file: its weights are the blocks' dequantisation
+    m = run.model
+    fast = fast_decoder(m)
+    assert fast.kinds == ("Q8", "Q8", "Q8", "Q8", "Q8")
+    dense_bytes = sum(p.numel() * 4 for n, p in m.named_parameters() if "norm" not in n)
+    assert fast.nbytes < dense_bytes / 3
+    ids = torch.randint(0, tok.vocab_size, (1, 10), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        ref_state, state = m.new_state(1), fast.new_state(1)
+        m(ids[:, :4], ref_state)
+        m(ids[:, :4], state)
+        for t in range(4, 10):
+            ref = m(ids[:, t : t + 1], ref_state)[:, -1]
+            assert (fast.step(ids[:, t], state) - ref).abs().max().item() < 1e-4
+    with torch.no_grad():
+        m.blocks[0].attn.proj.weight.mul_(1.5)
+    assert fast_decoder(m).kinds == ("float32",) * 5  # the blocks no longer describe it
+    m2 = Transformer(cfg).eval()
+    register_gguf(m2, path)  # a false claim is caught: the blocks are checked
+    assert fast_decoder(m2).kinds == ("float32",) * 5
 
 
 def test_out_of_range_tokens_and_positions_are_refused() -> None:
