@@ -30,6 +30,7 @@ from _common import machine, shared, steps_in, table
 from lmlab.data.shards import open_dataset, prepare_dataset
 from lmlab.data.sources import resolve_sources
 from lmlab.evaluate.perplexity import stream_loss, window_loss
+from lmlab.evaluate.unknown import count_unk, unk_warning
 from lmlab.models import build_model
 from lmlab.models.ngram import NGramLM
 from lmlab.train.runner import run_training
@@ -145,10 +146,13 @@ def main() -> None:
             tokenizer_options={"lowercase": True, "newlines": True, "max_vocab": 10000},
         )
         ds = open_dataset(work / "data")
+        unk = count_unk(tok, ds.val) / max(1, len(ds.val))
         print(
             f"Machine: {machine()}\nData: {corpus}: {meta.train_tokens:,} train / {meta.val_tokens:,} validation "
-            f"tokens, vocabulary {tok.vocab_size:,} (10,000 words + <eos> + <unk>)\n"
+            f"tokens ({unk:.2%} <unk>), vocabulary {tok.vocab_size:,} (10,000 words + <eos> + <unk>)\n"
         )
+        if warning := unk_warning(unk, "validation tokens"):
+            print(warning + "\n")
         t0 = time.perf_counter()
         kn = NGramLM.fit(
             np.asarray(ds.train, dtype=np.int64),

@@ -25,6 +25,7 @@ import torch
 from _common import machine, shared, steps_in, table
 from lmlab.compare.data import prepare_split
 from lmlab.compare.ladder import stream_ppl
+from lmlab.evaluate.unknown import count_unk, unk_warning
 from lmlab.models import build_model
 from lmlab.models.ngram import NGramLM
 from lmlab.train.runner import run_training
@@ -115,10 +116,14 @@ def main() -> None:
             tokenizer="whitespace",
         )
         eos = split.tokenizer.eos_id
+        unk = count_unk(split.tokenizer, split.test) / max(1, len(split.test))
         print(
             f"Machine: {machine()}\nData: PTB, {len(split.train):,} train / {len(split.valid):,} "
-            f"valid / {len(split.test):,} test tokens, vocabulary {split.tokenizer.vocab_size:,}\n"
+            f"valid / {len(split.test):,} test tokens ({unk:.2%} <unk>), vocabulary "
+            f"{split.tokenizer.vocab_size:,}\n"
         )
+        if warning := unk_warning(unk, "test tokens"):
+            print(warning + "\n")
         t0 = time.perf_counter()
         kn = NGramLM.fit(split.train, order=5, vocab_size=split.tokenizer.vocab_size, eos_id=eos)
         kn_s = time.perf_counter() - t0
