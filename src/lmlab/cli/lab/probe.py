@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         draws=args.draws,
         lens=not args.no_lens,
     )
+    res.run = str(args.run)  # as given: builtin:smollm2 rather than the file it resolves to
     report = write_probe_report(
         res, Path(args.out) if args.out else default_out(args.run), args.top
     )
