@@ -3,7 +3,8 @@ own GGUF loader on the same file: both dequantise it to float32, so they must ag
 
 * tokenizer: the same ids on English prose;
 * logits: teacher-forced on 2,000 tokens of that prose, every logit within 1e-3;
-* greedy generation: lmlab's engine (KV cache) writes 64 tokens for 5 prompts, plain and
+* the decoding kernel, which reads the file's blocks, gives the float model's logits;
+* greedy generation: lmlab's engine (KV cache, that kernel) writes 64 tokens for 5 prompts, plain and
   through the chat template, and at every step ``transformers``' greedy choice given the
   same prefix is lmlab's token (checked in one forward per prompt: by induction this is
   ``transformers``' own greedy continuation, and it costs a second instead of a minute);
@@ -50,6 +51,16 @@ CHATS = [
     ],
     [{"role": "user", "content": "Explain gravity to a five-year-old."}],
 ]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """On a machine as busy as 2 shared cores, PyTorch's second thread mostly waits for a
+    core (decoding steps took 10x longer with 2 threads than with 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +131,25 @@ def test_logits_equal_transformers_on_prose(lm, hf, prose_ids) -> None:
     assert torch.equal(ours.argmax(-1), theirs.argmax(-1))
 
 
+def test_fast_decoder_reads_the_files_blocks_with_the_float_models_logits(lm, prose_ids) -> None:
+    """The decoding kernel reads the file's Q4_1/Q8_0 blocks, which are exactly the float32
+    model's weights: its logits are the model's own, teacher-forced after 500 tokens."""
+    from lmlab.generate.fastdecode import fast_decoder
+
+    fast = fast_decoder(lm.model, True)
+    assert fast.kinds == ("Q4", "Q4", "Q4", "Q4", "Q8")
+    assert fast.nbytes < 110e6  # vs 540 MB of float32 matrices
+    ids = torch.tensor([prose_ids[:532]])
+    with torch.inference_mode():
+        ref_state, state = lm.model.new_state(1), fast.new_state(1)
+        lm.model(ids[:, :500], ref_state)
+        lm.model(ids[:, :500], state)
+        for t in range(500, 532):
+            ref = lm.model(ids[:, t : t + 1], ref_state)[0, -1]
+            got = fast.step(ids[:, t], state)[0]
+            assert (got - ref).abs().max().item() < LOGIT_TOL, t
+
+
 def _greedy_agrees(model, prompt_ids: list[int], new_ids: list[int]) -> None:
     """At each of the new tokens, transformers' argmax given the prefix is that token."""
     with torch.inference_mode():
@@ -140,7 +170,7 @@ def _lmlab_greedy(lm, prompt) -> tuple[list[int], list[int]]:
 
     params = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0, ignore_eos=True)
     prompt_ids = prepare_prompt(lm.model, lm.tokenizer, prompt)
-    (out,) = generate(lm.model, lm.tokenizer, prompt_ids, params)
+    (out,) = generate(lm.model, lm.tokenizer, prompt_ids, params, fast_decode=True)
     assert len(out.token_ids) == NEW_TOKENS
     return prompt_ids, out.token_ids
 
