@@ -122,8 +122,18 @@ def train_classifier(
 ) -> TrainOutcome:
     """Train ``model`` on encoded ``train`` texts and label ids; select on ``val``. The best
     weights are loaded back into ``model`` at the end."""
+    threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _train(model, train, val, cfg, run_dir, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(
+    model, train, val, cfg: ClassifyTrainConfig, run_dir: Path, progress: bool
+) -> TrainOutcome:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     seqs, y = train
