@@ -24,16 +24,16 @@ def _pre_name(tok) -> str:
     if getattr(tok, "gguf_pre", None):
         return tok.gguf_pre
     if tok.kind == "bpe":
-        return "gpt2"  # lmlab's BPE: GPT-2's byte-level pattern
+        return "gpt-2"  # lmlab's BPE: GPT-2's byte-level pattern (llama.cpp's name)
     pre = json.loads(tok.hf.to_str()).get("pre_tokenizer") or {}
     kinds = [p.get("type") for p in pre.get("pretokenizers", [pre])]
     if kinds == ["ByteLevel"]:
-        return "gpt2"
+        return "gpt-2"
     if kinds == ["Digits", "ByteLevel"]:
         return "smollm"
-    warnings.warn("unknown pre-tokenizer; writing 'gpt2' (llama.cpp may split text differently)",
+    warnings.warn("unknown pre-tokenizer; writing 'gpt-2' (llama.cpp may split text differently)",
                   stacklevel=3)  # fmt: skip
-    return "gpt2"
+    return "gpt-2"
 
 
 def _vocab(writer, tok) -> None:
