@@ -99,3 +99,36 @@ def test_bf16_autocast_projections_in_bf16_attention_in_fp32(block: str, monkeyp
     assert seen == {"qkv": torch.bfloat16, "attention": torch.float32}
     assert all(p.grad.dtype == torch.float32 for p in m.parameters())
     assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.99
+
+
+@pytest.mark.parametrize(
+    "block, kw", [("llama", {"n_kv_head": 2}), ("llama", {"tie_embeddings": False}), ("gpt2", {})]
+)
+def test_from_tensors_adopts_the_tensors_without_a_copy(block: str, kw) -> None:
+    src = tiny(block, **kw)
+    tensors = {k: v.detach().clone() for k, v in src.tensors_for_save().items()}
+    m = Transformer.from_tensors(src.config, tensors).eval()
+    assert m.tok_emb.weight.data_ptr() == tensors["tok_emb.weight"].data_ptr()
+    assert (m.head.weight is m.tok_emb.weight) == src.config.tie_embeddings
+    x = torch.randint(0, src.config.vocab_size, (2, 9))
+    with torch.no_grad():
+        assert torch.equal(m(x), src.eval()(x))
+    with pytest.raises(RuntimeError, match="missing tensors"):
+        Transformer.from_tensors(src.config, {k: v for k, v in tensors.items() if "ln_f" not in k})
+    with pytest.raises(RuntimeError, match="unexpected tensors"):
+        Transformer.from_tensors(src.config, {**tensors, "extra": torch.zeros(1)})
+
+
+def test_bf16_weights_on_cpu_keep_float32_rope_attention_and_cache() -> None:
+    m = tiny("llama", n_kv_head=2).eval()
+    ref = m(torch.arange(10)[None]).float()
+    mb = m.to(torch.bfloat16)
+    assert mb.rope_cos.dtype == torch.float32 and mb.new_state(1).k[0].dtype == torch.float32
+    with torch.no_grad():
+        full = mb(torch.arange(10)[None])
+        state = mb.new_state(1)
+        mb(torch.arange(6)[None], state)
+        step = mb(torch.arange(6, 10)[None], state)
+    assert full.dtype == torch.bfloat16
+    assert (full.float() - ref).abs().max().item() < 0.1 * ref.abs().max().item()
+    assert (step.float() - full[:, 6:].float()).abs().max().item() < 0.05

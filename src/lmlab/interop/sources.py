@@ -116,8 +116,7 @@ def open_pretrained(spec: str | Path, device: str | torch.device = "cpu"):
     from lmlab.run import Run
 
     imp = read_pretrained(spec)
-    model = Transformer(imp.config)
-    model.load_tensors(imp.tensors)
+    model = Transformer.from_tensors(imp.config, imp.tensors)  # no init, no copy
     model.to(device).eval()
     if imp.source.get("format") == "gguf":  # decoding may read the file's own blocks
         from lmlab.generate.fastdecode import register_gguf

@@ -332,6 +332,31 @@ class Transformer(LanguageModel):
             if name.endswith("proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
+    @classmethod
+    def from_tensors(cls, config: TransformerConfig, tensors: dict[str, torch.Tensor]):
+        """A model whose parameters *are* ``tensors`` (as :meth:`tensors_for_save` names
+        them; a tied head stored once): no random initialisation, no copy. For pretrained
+        weights read from a file, where building the model first would cost seconds and
+        a second copy of the weights. The same names and shapes are required as by
+        :meth:`load_tensors` (a RuntimeError otherwise)."""
+        with torch.device("meta"):
+            model = cls(config)
+        names = set(model.tensors_for_save())
+        missing, unexpected = sorted(names - set(tensors)), sorted(set(tensors) - names)
+        if missing or unexpected:
+            raise RuntimeError(
+                f"missing tensors {missing[:3]}, unexpected tensors {unexpected[:3]}"
+            )
+        model.load_state_dict(tensors, strict=False, assign=True)
+        if config.tie_embeddings:
+            model.head.weight = model.tok_emb.weight
+        if config.block == "llama":
+            model.rope_cos, model.rope_sin = _rope_tables(config)
+        for name, t in [*model.named_parameters(), *model.named_buffers()]:
+            if t.is_meta:  # pragma: no cover - a tensor the model has but the file lacks
+                raise RuntimeError(f"missing tensors ['{name}']")
+        return model
+
     def _apply(self, fn, recurse=True):
         """``.to(dtype)`` and the like: the RoPE tables stay float32 whatever type the
         weights take (positions, not weights; bf16 would blur far positions' angles)."""
