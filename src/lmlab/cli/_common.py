@@ -7,6 +7,17 @@ import sys
 import warnings
 
 
+def add_model_arg(p: argparse.ArgumentParser) -> None:
+    """``--run`` (alias ``--model``): anything :func:`lmlab.run.load_run` opens."""
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run",
+        required=True,
+        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
+    )
+
+
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling")
     g.add_argument(

@@ -12,7 +12,12 @@ import argparse
 import dataclasses
 import sys
 
-from lmlab.cli._common import add_sampling_args, one_line_warnings, sampling_from_args
+from lmlab.cli._common import (
+    add_model_arg,
+    add_sampling_args,
+    one_line_warnings,
+    sampling_from_args,
+)
 
 HELP = """commands:
   /reset               forget the conversation (keeps the system message)
@@ -42,13 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="An interactive chat with a run: type a message, read the streamed reply. "
         "Commands: /reset, /system TEXT, /params k=v, /history, /help, /quit.",
     )
-    p.add_argument(
-        "--run",
-        "--model",
-        dest="run",
-        required=True,
-        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
-    )
+    add_model_arg(p)
     p.add_argument("--system", default="", help="system message to start with")
     p.add_argument("--device", default="cpu")
     add_sampling_args(p)

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from lmlab.cli._common import add_model_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,13 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "forward call). Bits per byte charges each <unk> the spelling of its word, so it "
         "compares across tokenizers; the share of <unk> is reported, with a warning above 1%%.",
     )
-    p.add_argument(
-        "--run",
-        "--model",
-        dest="run",
-        required=True,
-        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
-    )
+    add_model_arg(p)
     p.add_argument(
         "--file",
         action="append",

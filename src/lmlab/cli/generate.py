@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lmlab.cli._common import add_sampling_args, one_line_warnings, sampling_from_args
+from lmlab.cli._common import (
+    add_model_arg,
+    add_sampling_args,
+    one_line_warnings,
+    sampling_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,13 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generate text from a trained model",
         description="Generate text from a run directory, streaming as it goes.",
     )
-    p.add_argument(
-        "--run",
-        "--model",
-        dest="run",
-        required=True,
-        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
-    )
+    add_model_arg(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
     p.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")
     p.add_argument("--device", default="cpu")

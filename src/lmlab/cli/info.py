@@ -5,16 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from lmlab.cli._common import add_model_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a run directory")
-    p.add_argument(
-        "--run",
-        "--model",
-        dest="run",
-        required=True,
-        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
-    )
+    add_model_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lmlab.cli._common import add_model_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,13 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "          lmlab lab probe --run builtin:smollm2   (about 2 minutes on 2 cores)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--run",
-        "--model",
-        dest="run",
-        required=True,
-        help="run directory, .gguf file, Hugging Face folder or builtin:smollm2",
-    )
+    add_model_arg(p)
     p.add_argument(
         "--corpus",
         action="append",
