@@ -8,7 +8,7 @@ vocabulary of 4,096 (depth 2), and ``--run DIR`` a trained run. The text is cut 
 phases hit both alike. Prints both paths' seconds and scored tokens/s, the speed-up (in
 total, and the per-round median with quartiles), the largest loss difference, and, for
 reference, the training loop's forward tokens/s (batches of 32 windows through the same
-model, as the trainer runs them).
+model, as the trainer runs them, timed in every round too).
 
 Run: python benchmarks/eval_speed.py [--tokenizer bpe | --run DIR] [--file FILE] [--tokens N]
 """
@@ -49,20 +49,22 @@ def per_window_loss(model: LanguageModel, ids: np.ndarray, stride: int | None = 
 
 
 @torch.inference_mode()
-def training_forward_rate(model: LanguageModel, ids: np.ndarray, batch: int = 32) -> float:
-    """Tokens/s of the trainer's forward pass: ``batch`` random windows, logits and loss."""
+def training_forward_seconds(
+    model: LanguageModel, ids: np.ndarray, seed: int, batches: int = 3, batch: int = 32
+) -> tuple[float, int]:
+    """Seconds and tokens of the trainer's forward pass (``batch`` random windows, logits
+    and loss) over ``batches`` batches, after one untimed batch."""
     ctx = model.context_length
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, len(ids) - ctx - 1, (8, batch))
-    times = []
+    starts = np.random.default_rng(seed).integers(0, len(ids) - ctx - 1, (batches + 1, batch))
+    seconds = 0.0
     for i, s in enumerate(starts):
         win = torch.from_numpy(np.stack([ids[j : j + ctx + 1] for j in s]))
         t0 = time.perf_counter()
         logits = model(win[:, :-1])
         F.cross_entropy(logits.reshape(-1, logits.size(-1)), win[:, 1:].reshape(-1))
-        if i >= 2:  # the first calls pay one-off set-up costs
-            times.append(time.perf_counter() - t0)
-    return batch * ctx / float(np.median(times))
+        if i > 0:
+            seconds += time.perf_counter() - t0
+    return seconds, batches * batch * ctx
 
 
 def build(args: argparse.Namespace, text: str):
@@ -116,11 +118,14 @@ def main() -> None:
     # The stream is cut into rounds; each round is scored by both paths, in alternating
     # order, so the host's slow phases hit both alike (the ratio is the per-round median).
     bounds = np.linspace(0, len(ids), args.rounds + 1).astype(int)
-    t_old = t_new = 0.0
+    t_old = t_new = train_s = 0.0
+    train_tokens = 0
     ratios, diffs, scored, window_tokens, loss_sum = [], [], 0, 0, 0.0
     for r in range(args.rounds):
         part = ids[bounds[r] : bounds[r + 1] + 1]
         t = {}
+        sec, tok = training_forward_seconds(model, ids, r)  # in the same period, for reference
+        train_s, train_tokens = train_s + sec, train_tokens + tok
         for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
             t0 = time.perf_counter()
             if name == "old":
@@ -134,7 +139,7 @@ def main() -> None:
         scored += n
         loss_sum += new * n
         window_tokens += len(plan_windows(len(part), ctx, ctx // 2)) * min(ctx, n)
-    train_rate = training_forward_rate(model, ids)
+    train_rate = train_tokens / train_s
     rows = [
         ["one window per call (before)", f"{t_old:.1f}", f"{scored / t_old:,.0f}"],
         ["batched windows (now)", f"{t_new:.1f}", f"{scored / t_new:,.0f}"],
