@@ -133,3 +133,21 @@ def test_bad_model_settings(tmp_path: Path) -> None:
         (tmp_path / "x").mkdir()
         (tmp_path / "x" / "config.toml").write_text('[model]\nfamily = "transformer"\n')
         load_run(tmp_path / "x")
+
+
+def test_character_vectors_for_the_char_tokenizer() -> None:
+    from lmlab.embeddings.vectors import Vectors
+    from lmlab.tasks.classify.vectors import init_from_vectors
+    from lmlab.tokenize import train_tokenizer
+
+    tok = train_tokenizer("char", ["服务很好", "太差了"])
+    vectors = Vectors(["好", "差", "无"], np.arange(12, dtype=np.float32).reshape(3, 4))
+    model = build_classifier("bow", {"vocab_size": tok.vocab_size, "embed_dim": 4})
+    cover = init_from_vectors(model.embedding, tok, vectors, freeze=False)
+    assert cover == {"found": 2, "words": 7, "coverage": 2 / 7}  # bytes and specials not counted
+    row = model.embedding.weight[tok.encode("差")[0]].detach().numpy()
+    np.testing.assert_array_equal(row, [4, 5, 6, 7])
+    with pytest.raises(LmlabError, match="word or char tokenizer"):
+        init_from_vectors(
+            model.embedding, train_tokenizer("bpe", ["a b"] * 5, vocab_size=300), vectors, False
+        )

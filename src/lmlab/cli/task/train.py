@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--vocab-size", type=int, help="word vocabulary cap (50000) / BPE size (8000)")
     m.add_argument("--keep-case", action="store_true", help="word tokenizer: do not lower-case")
     m.add_argument("--embed-dim", type=int, help="word vector size (300; from --vectors)")
-    m.add_argument("--vectors", help="initialise the word vectors from this file "
-                   "(lmlab embed train output: word2vec text/binary or .safetensors)")  # fmt: skip
+    m.add_argument("--vectors", help="start the word (or, with --tokenizer char, character) "
+                   "vectors from this file: lmlab embed train's output, any of its formats")  # fmt: skip
     m.add_argument("--freeze-embeddings", action="store_true",
                    help="keep the --vectors fixed (Kim's 'static'; default: fine-tuned)")  # fmt: skip
     t = p.add_argument_group("training")

@@ -127,12 +127,6 @@ def load_run(path: str | Path) -> ClassifierRun:
     return ClassifierRun(p, cfg, model, load_tokenizer(p / TOKENIZER_FILE))
 
 
-def _vector_dim(path: str) -> int:
-    from lmlab.embeddings.vectors import Vectors
-
-    return Vectors.load(path).vector_size
-
-
 def train_run(
     config: dict[str, Any],
     out: str | Path,
@@ -142,7 +136,8 @@ def train_run(
 ) -> tuple[ClassifierRun, dict[str, Report]]:
     """Train a classifier as ``config`` says into run directory ``out``; returns the opened
     run and its reports (validation, and test where the data has one)."""
-    from lmlab.embeddings.init import init_embedding_layer
+    from lmlab.embeddings.vectors import Vectors
+    from lmlab.tasks.classify.vectors import init_from_vectors
     from lmlab.train.runner import prepare_run_dir
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -159,9 +154,9 @@ def train_run(
     emb = dict(task.get("embeddings") or {})
     if emb and not emb.get("path"):
         raise LmlabError("[task.embeddings] needs a path to word vectors")
-    if emb and tok_kind != "word":
+    if emb and tok_kind not in ("word", "char"):
         raise LmlabError(
-            "word vectors need the word tokenizer; drop --vectors or use --tokenizer word"
+            "word vectors need the word or char tokenizer; drop --vectors or change --tokenizer"
         )
 
     seed = int(task.get("split_seed", DEFAULT_SPLIT_SEED))
@@ -179,16 +174,16 @@ def train_run(
         where = ", ".join(f"{k} {v:,}" for k, v in cut.items() if v)
         warnings.warn(f"{n_cut:,} texts cut to {tcfg.max_len} tokens ({where}); raise "
                       "train.max_len to keep more", stacklevel=2)  # fmt: skip
-    if emb and "embed_dim" not in model_cfg:
-        model_cfg["embed_dim"] = _vector_dim(emb["path"])
-    if emb:
+    vectors = Vectors.load(emb["path"]) if emb else None
+    if vectors is not None:
+        model_cfg.setdefault("embed_dim", vectors.vector_size)
         model_cfg["freeze_embeddings"] = bool(emb.get("freeze", False))
     model_cfg.update(vocab_size=tokenizer.vocab_size, n_classes=len(data.labels))
     torch.manual_seed(tcfg.seed)
     model = build_classifier(family, model_cfg)
-    if emb:
-        cover = init_embedding_layer(
-            model.embedding, tokenizer, emb["path"], emb.get("freeze", False)
+    if vectors is not None:
+        cover = init_from_vectors(
+            model.embedding, tokenizer, vectors, bool(emb.get("freeze", False))
         )
         emb.update(path=str(Path(emb["path"]).resolve()), freeze=bool(emb.get("freeze", False)),
                    coverage=round(cover["coverage"], 4), found=cover["found"])  # fmt: skip
