@@ -66,8 +66,11 @@ def is_pretrained(spec: str | Path) -> bool:
     if s.startswith(PREFIX):
         return True
     p = Path(s)
-    if p.is_file():
-        return True
+    if p.is_file():  # a GGUF (by name or by its magic bytes), or a pickle to refuse clearly
+        if p.suffix.lower() in (".gguf", *PICKLE_SUFFIXES):
+            return True
+        with open(p, "rb") as f:
+            return f.read(4) == b"GGUF"
     return p.is_dir() and not (p / "config.toml").is_file() and (p / "config.json").is_file()
 
 
