@@ -103,4 +103,22 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
 
         merge_adapter(model, p)
     model.to(device).eval()
+    if "init" not in cfg:  # imported, never trained since
+        _decode_from_source_blocks(model, cfg.get("source", {}))
     return Run(p, cfg, model, tokenizer)
+
+
+def _decode_from_source_blocks(model: LanguageModel, source: dict[str, Any]) -> None:
+    """A run imported from a GGUF file that is still there, unchanged, decodes from the
+    file's own quantised blocks (which are exactly its float32 weights)."""
+    if source.get("format") != "gguf" or "file_bytes" not in source:
+        return
+    f = Path(source.get("path", ""))
+    try:
+        st = f.stat()
+    except OSError:
+        return
+    if (st.st_size, st.st_mtime_ns) == (source["file_bytes"], source["file_mtime_ns"]):
+        from lmlab.generate.fastdecode import register_gguf
+
+        register_gguf(model, f)

@@ -207,3 +207,24 @@ def test_import_never_overwrites_without_asking(tmp_path: Path, capsys) -> None:
     assert (out / "model.safetensors").stat().st_mtime_ns != first
     capsys.readouterr()
     assert "no built-in model" in _one_line_error(capsys, main(["info", "--run", "builtin:nope"]))
+
+
+def test_an_imported_run_decodes_from_its_unchanged_file(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    import os
+
+    from lmlab.generate import fastdecode
+
+    path = tmp_path / "m.gguf"
+    args = ["export", "--run", str(runs["llama"]), "--format", "gguf", "--dtype", "q8_0"]
+    assert main([*args, "--out", str(path)]) == 0
+    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 0
+    direct, imported = load_run(path), load_run(tmp_path / "run")
+    assert imported.model in fastdecode._GGUF  # its decoder may read the file's blocks
+    x = torch.tensor([direct.tokenizer.encode(PROMPT)])
+    with torch.no_grad():
+        assert torch.equal(direct.model(x), imported.model(x))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file changed since
+    assert load_run(tmp_path / "run").model not in fastdecode._GGUF

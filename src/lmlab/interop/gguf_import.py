@@ -242,6 +242,9 @@ def read_gguf(path: str | Path) -> Imported:
         "name": str(meta.get("general.name", path.stem)),
         "tensor_types": ", ".join(f"{k} x{n}" for k, n in types.most_common()),
         "computed_as": "float32, dequantised from the file's tensors",
+        # the file as it was read: an imported run decodes from its blocks while it is unchanged
+        "file_bytes": path.stat().st_size,
+        "file_mtime_ns": path.stat().st_mtime_ns,
     }
     return Imported(cfg, tensors, tokenizer, meta.get("tokenizer.chat_template"), source)
 
