@@ -1,8 +1,10 @@
 """Why did the classifier say that? Token scores for one prediction.
 
-* ``grad`` (gradient x input): the gradient of the predicted class's log-probability with
-  respect to each input vector, dotted with that vector (Shrikumar et al. 2016; Simonyan et
-  al. 2013 used gradients alone). One forward and one backward pass.
+* ``grad`` (gradient x input): the gradient of the class's log-odds, ``log p / (1 - p)``,
+  with respect to each input vector, dotted with that vector (Shrikumar et al. 2016;
+  Simonyan et al. 2013 used gradients alone). The log-odds rather than the log-probability,
+  whose gradient vanishes once the model is sure (p near 1). One forward and one backward
+  pass.
 * ``occlusion``: the drop in the predicted class's probability when a token is left out of
   the text. One forward pass per token, batched.
 
@@ -32,8 +34,10 @@ def explain(model: Classifier, ids: np.ndarray, target: int, method: str = "grad
     if method == "grad":
         with torch.enable_grad():
             emb = model.embed(x).detach().requires_grad_(True)
-            logp = torch.log_softmax(model.classify(emb, mask), dim=-1)[0, target]
-            (grad,) = torch.autograd.grad(logp, emb)
+            logits = model.classify(emb, mask)[0]
+            others = torch.cat([logits[:target], logits[target + 1 :]])
+            log_odds = logits[target] - torch.logsumexp(others, dim=0)
+            (grad,) = torch.autograd.grad(log_odds, emb)
         return (grad * emb).sum(-1)[0, : len(ids)].detach().numpy()
     variants = [np.delete(ids, i) for i in range(len(ids))]
     with torch.inference_mode():
