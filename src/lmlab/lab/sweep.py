@@ -23,14 +23,9 @@ from typing import Any
 
 from lmlab.errors import LmlabError
 from lmlab.lab import results as db
+from lmlab.lab.defaults import DEFAULT_SEEDS, DEFAULT_SIZES  # noqa: F401 (re-exported)
 from lmlab.lab.tasks import task_from_spec
 from lmlab.lab.trainer import RunResult, RunSpec, parse_size, train_and_evaluate
-
-DEFAULT_SIZES = ("16x1", "32x1", "64x2", "128x2")
-# Three seeds per size: one run per size is one draw (a small model escapes a plateau with
-# one seed and not another), and the report's spread and seed agreement need several.
-# Each seed is a full run, so this triples the time of a one-seed sweep.
-DEFAULT_SEEDS = (0, 1, 2)
 
 
 def plan(

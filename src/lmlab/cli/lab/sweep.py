@@ -18,7 +18,7 @@ def _list(kind):
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from lmlab.lab.sweep import DEFAULT_SEEDS, DEFAULT_SIZES
+    from lmlab.lab.defaults import DEFAULT_SEEDS, DEFAULT_SIZES
 
     p = sub.add_parser(
         "sweep",
