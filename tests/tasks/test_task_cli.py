@@ -139,3 +139,19 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
     assert "config file" in err and "not found" in err
     err = one_line_error(["task", "predict", "--run", str(tmp_path / "r"), "x"], capsys)
     assert "run directory" in err and "not found" in err
+
+
+def test_command_line_lists_every_classifier_without_importing_them() -> None:
+    import subprocess
+    import sys
+
+    from lmlab.tasks import CLASSIFIERS
+    from lmlab.tasks.classify.models import FAMILIES
+
+    assert tuple(FAMILIES) == CLASSIFIERS
+    code = (
+        "import sys, lmlab.cli; lmlab.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'numba') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # `lmlab --help` starts without the heavy libraries

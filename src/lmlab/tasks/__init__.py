@@ -27,3 +27,6 @@ from __future__ import annotations
 KINDS: dict[str, tuple[str, str]] = {
     "classify": ("lmlab.tasks.classify", "text classification and sentiment"),
 }
+# The classifier families' names (``lmlab.tasks.classify.models.FAMILIES`` builds them),
+# listed here so that the command line can offer them without importing PyTorch.
+CLASSIFIERS = ("bow", "textcnn", "bilstm", "bigru")

@@ -20,7 +20,7 @@ TRAIN_FLAGS = {  # option -> [train] key
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from lmlab.tasks.classify.models import FAMILIES
+    from lmlab.tasks import CLASSIFIERS
     from lmlab.tasks.datasets import BUILTINS
 
     p = sub.add_parser(
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--format", choices=["tsv", "csv", "jsonl"], help="file format (from the name)")
     d.add_argument("--split-seed", type=int, help="seed of the held-out splits (default 1)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=list(FAMILIES),
+    m.add_argument("--model", choices=list(CLASSIFIERS),
                    help="bow (averaged embeddings + MLP), textcnn (Kim 2014, default), "
                    "bilstm / bigru (recurrent encoder + pooling)")  # fmt: skip
     m.add_argument("--tokenizer", choices=["word", "char", "bpe"],
