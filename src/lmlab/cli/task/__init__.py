@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sub = parser.add_subparsers(dest="task_command", metavar="ACTION")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.ispkg:  # kinds/: per-kind options, not a verb
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(sub)

@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
     p.add_argument("--confusion", help="also write the confusion matrix as this PNG")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    from lmlab.cli.task.kinds import all_kind_modules
+
+    for module in all_kind_modules().values():  # kinds with options of their own
+        if hasattr(module, "add_eval_arguments"):
+            module.add_eval_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -41,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     one_line_warnings()
     task_run = load_task_run(args.run)
+    from lmlab.cli.task.kinds import kind_module
+    from lmlab.tasks.rundir import task_config
+
+    kind_cli = kind_module(task_config(args.run)["task"]["kind"])
+    if hasattr(kind_cli, "evaluate"):
+        return kind_cli.evaluate(args, task_run)
     if args.data:
         if args.split:
             raise LmlabError("--split chooses among the run's own splits; drop it with --data")

@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explain-method", choices=["grad", "occlusion"], default="grad",
                    help="grad: gradient x input (default); occlusion: probability drop "
                    "when the token is left out")  # fmt: skip
+    from lmlab.cli.task.kinds import all_kind_modules
+
+    for module in all_kind_modules().values():  # kinds with options of their own
+        if hasattr(module, "add_predict_arguments"):
+            module.add_predict_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -65,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     from lmlab.tasks.rundir import load_task_run
 
     one_line_warnings()
+    from lmlab.cli.task.kinds import kind_module
+    from lmlab.tasks.rundir import task_config
+
+    kind_cli = kind_module(task_config(args.run)["task"]["kind"])
+    if hasattr(kind_cli, "predict"):
+        return kind_cli.predict(args, load_task_run(args.run))
     texts = _read_texts(args)
     task_run = load_task_run(args.run)
     labels = task_run.labels
