@@ -85,7 +85,7 @@ def _check_out(out: str, overwrite: bool) -> Path:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from lmlab.models.ngram import NGramLM
+    from lmlab.models.kneser_ney import estimate
     from lmlab.models.ngram_io import encode_for, save_run
     from lmlab.models.pretokenized import read_text, whitespace_tokenizer
     from lmlab.tokenize import load_tokenizer, train_tokenizer
@@ -117,9 +117,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"estimating a {args.order}-gram Kneser-Ney model"
     )
     t0 = time.perf_counter()
-    model = NGramLM.fit(ids, args.order, tokenizer.vocab_size, tokenizer.eos_id)
+    tables = estimate(ids, args.order, tokenizer.vocab_size, tokenizer.eos_id)
     seconds = time.perf_counter() - t0
-    sizes = ", ".join(f"{k}-grams {n:,}" for k, n in enumerate(model.ngram_counts(), start=1))
+    counts = [len(k) for k in tables.keys]
+    sizes = ", ".join(f"{k}-grams {n:,}" for k, n in enumerate(counts, start=1))
     print(f"built in {seconds:.2f} s: {sizes}")
     info = {
         "split": split,
@@ -127,7 +128,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         "tokens": int(len(ids)),
         "build_seconds": round(seconds, 3),
     }
-    save_run(out, model, tokenizer, info)
+    save_run(out, tables, tokenizer, info)
     print(f"run written to {out}")
     return 0
 

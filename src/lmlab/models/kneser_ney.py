@@ -53,6 +53,28 @@ class NGramTables:
         return self.vocab_size
 
 
+def table_arrays(tables: NGramTables) -> dict[str, np.ndarray]:
+    """The tables under the tensor names of ``model.safetensors`` (``logp_1``, ``bow_1``,
+    ``key_k``, ``logp_k``, ``bow_k``, ``discounts``), as contiguous numpy arrays."""
+    t = {
+        "logp_1": tables.logp[0],
+        "bow_1": tables.bows[0]
+        if tables.bows
+        else np.zeros(tables.vocab_size + 1, dtype=np.float32),
+    }
+    for k in range(2, tables.order + 1):
+        t[f"key_{k}"] = tables.keys[k - 1]
+        t[f"logp_{k}"] = tables.logp[k - 1]
+        if k < tables.order:
+            t[f"bow_{k}"] = tables.bows[k - 1]
+    t["discounts"] = np.asarray(tables.discounts, dtype=np.float32)
+    dtypes = {"key": np.int64}
+    return {
+        k: np.ascontiguousarray(v, dtype=dtypes.get(k.split("_")[0], np.float32))
+        for k, v in t.items()
+    }
+
+
 def with_sentence_starts(tokens: np.ndarray, eos_id: int, bos_id: int) -> np.ndarray:
     """``tokens`` with ``<s>`` put at the start and after every ``</s>`` but a final one."""
     tokens = np.asarray(tokens, dtype=np.int64)

@@ -25,7 +25,7 @@ import torch
 
 from lmlab.errors import LmlabError
 from lmlab.models.base import LanguageModel
-from lmlab.models.kneser_ney import MAX_ORDER, NGramTables, estimate
+from lmlab.models.kneser_ney import MAX_ORDER, NGramTables, estimate, table_arrays
 
 LN10 = math.log(10.0)
 
@@ -90,16 +90,7 @@ class NGramLM(LanguageModel):
         """Adopt estimated or imported tables (shapes may differ from the current ones)."""
         if tables.order != self.config.order or tables.vocab_size != self.config.vocab_size:
             raise LmlabError("n-gram tables do not match the model's order or vocabulary size")
-        t = {"logp_1": tables.logp[0], "bow_1": tables.bows[0] if tables.bows else None}
-        for k in range(2, tables.order + 1):
-            t[f"key_{k}"] = tables.keys[k - 1]
-            t[f"logp_{k}"] = tables.logp[k - 1]
-            if k < tables.order:
-                t[f"bow_{k}"] = tables.bows[k - 1]
-        t["discounts"] = np.asarray(tables.discounts, dtype=np.float32)
-        if t["bow_1"] is None:
-            t["bow_1"] = np.zeros(tables.vocab_size + 1, dtype=np.float32)
-        self.load_tensors({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()})
+        self.load_tensors({k: torch.from_numpy(v) for k, v in table_arrays(tables).items()})
 
     def tables(self) -> NGramTables:
         """The tables as numpy arrays (for ARPA export and inspection)."""

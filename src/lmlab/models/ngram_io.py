@@ -10,38 +10,55 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from lmlab.config import atomic_write_text, load_toml, to_dict
 from lmlab.errors import LmlabError
 from lmlab.models.arpa import BOS, EOS, UNK, arpa_names, read_arpa, tables_from_arpa, write_arpa
-from lmlab.models.ngram import NGramConfig, NGramLM
+from lmlab.models.kneser_ney import NGramTables, table_arrays
 from lmlab.models.pretokenized import encode_lines, read_text
 from lmlab.tokenize import Tokenizer, WordTokenizer, load_tokenizer
+
+if TYPE_CHECKING:  # PyTorch is imported only to score or generate, not to build and save
+    from lmlab.models.ngram import NGramLM
 
 SPLITS = ("tokenizer", "whitespace")
 
 
 def save_run(
-    out: str | Path, model: NGramLM, tokenizer: Tokenizer, info: dict[str, Any] | None = None
+    out: str | Path,
+    model: NGramLM | NGramTables,
+    tokenizer: Tokenizer,
+    info: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model.safetensors``, ``tokenizer.json`` and ``config.toml`` into ``out``."""
+    """Write ``model.safetensors``, ``tokenizer.json`` and ``config.toml`` into ``out``.
+
+    ``model`` is a model or just its estimated tables (``lmlab ngram build`` saves those
+    without importing PyTorch)."""
+    from safetensors.numpy import save_file
+
+    if isinstance(model, NGramTables):
+        arrays = table_arrays(model)
+        model_cfg = {"vocab_size": model.vocab_size, "order": model.order,
+                     "eos_id": tokenizer.eos_id}  # fmt: skip
+    else:
+        arrays = {k: v.numpy() for k, v in model.tensors_for_save().items()}
+        model_cfg = to_dict(model.config)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".model.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(model.tensors_for_save(), tmp)
+        save_file(arrays, tmp)
         os.replace(tmp, d / "model.safetensors")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     tokenizer.save(d / "tokenizer.json")
-    config = {"model": {"family": NGramLM.family, **to_dict(model.config)}}
+    config = {"model": {"family": "ngram", **model_cfg}}
     config["ngram"] = {"split": "tokenizer", **(info or {})}
     atomic_write_text(d / "config.toml", tomli_w.dumps(config))
     return d
@@ -49,6 +66,10 @@ def save_run(
 
 def load_run(path: str | Path) -> tuple[NGramLM, Tokenizer, dict[str, Any]]:
     """Model, tokenizer and ``[ngram]`` info of an n-gram run directory."""
+    from safetensors.torch import load_file
+
+    from lmlab.models.ngram import NGramLM
+
     d = Path(path)
     if not d.is_dir():
         raise LmlabError(f"run directory {d} not found; build one with `lmlab ngram build`")
@@ -101,6 +122,8 @@ def export_arpa(model: NGramLM, tokenizer: Tokenizer, path: str | Path) -> Path:
 def import_arpa(path: str | Path, tokenizer: Tokenizer | None = None) -> tuple[NGramLM, Tokenizer]:
     """A model from an ARPA file; without ``tokenizer``, a word tokenizer of its unigrams
     (``</s>`` becomes ``<eos>``, ``<unk>`` lmlab's ``<unk>``)."""
+    from lmlab.models.ngram import NGramConfig, NGramLM
+
     orders = read_arpa(path)
     if tokenizer is None:
         words = [w for w in orders[0].words[0] if w not in (BOS, EOS, UNK)]

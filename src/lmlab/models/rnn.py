@@ -133,3 +133,12 @@ class RNNLanguageModel(LanguageModel):
                 logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1)
             )
         return logits
+
+
+def _register() -> None:
+    from lmlab.models import register_family
+
+    register_family(RNNLanguageModel.family, RNNConfig, RNNLanguageModel)
+
+
+_register()

@@ -440,3 +440,12 @@ class Transformer(LanguageModel):
 
     def forward(self, ids: torch.Tensor, state: KVCache | None = None) -> torch.Tensor:
         return self.head(self.hidden_states(ids, state))
+
+
+def _register() -> None:
+    from lmlab.models import register_family
+
+    register_family(Transformer.family, TransformerConfig, Transformer)
+
+
+_register()
