@@ -11,7 +11,15 @@ import json
 from pathlib import Path
 
 import pytest
-from _serve_helpers import API_KEY, CORPUS, TINY, make_server, write_vectors
+from _serve_helpers import (
+    API_KEY,
+    CORPUS,
+    TINY,
+    OverlapReader,
+    make_server,
+    train_sst2_classifier,
+    write_vectors,
+)
 
 from lmlab.cli import main
 
@@ -61,3 +69,25 @@ def client(server):
     from openai import OpenAI
 
     return OpenAI(base_url=server[0] + "/v1", api_key=API_KEY, max_retries=0, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def classifier_run(tmp_path_factory) -> Path:
+    """A small SST-2 sentiment classifier (skips without the shared data)."""
+    return train_sst2_classifier(tmp_path_factory.mktemp("classify") / "sst")
+
+
+@pytest.fixture(scope="session")
+def task_server(serve_runs, classifier_run):
+    """(base URL, registry) of a live server with a classifier ('sst'), a question answerer
+    honouring the QA contract ('reader'), a language model ('tiny') and word vectors ('vec')."""
+    from lmlab.serve.registry import ServedModel
+
+    srv, registry = make_server(
+        {"sst": classifier_run, "tiny": serve_runs["tiny"], "vec": serve_runs["vec"]},
+        max_task_chars=2000,
+    )
+    registry.models["reader"] = ServedModel("reader", Path("reader"), "qa", task=OverlapReader(),
+                                            task_config={"model": {"family": "overlap"}})  # fmt: skip
+    with srv:
+        yield srv.url, registry

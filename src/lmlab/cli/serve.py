@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve runs over an OpenAI-compatible HTTP API with a web playground",
         description="Serve one or more runs (or word-vector files) over HTTP: /v1/completions, "
         "/v1/chat/completions, /v1/embeddings, /v1/models, /health, streaming as server-sent "
-        "events, and a playground page at /. Bound to loopback unless --host says otherwise.",
+        "events, lmlab's /v1/classify and /v1/qa for task runs (lmlab task train), and a playground "
+        "page at /. Bound to loopback unless --host says otherwise.",
     )
     p.add_argument(
         "--run",
@@ -22,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="[NAME=]PATH",
-        help="run directory, .gguf file, Hugging Face folder, builtin:smollm2 or vectors file "
-        "to serve (repeatable; the request's 'model' picks one)",
+        help="run directory, task run (classify, qa), .gguf file, Hugging Face folder, "
+        "builtin:smollm2 or vectors file to serve (repeatable; the request's 'model' picks one)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free port)")
@@ -47,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=8192,
         help="longest prompt for models without a context limit (default 8192)",
+    )
+    p.add_argument(
+        "--max-task-chars",
+        type=int,
+        default=20_000,
+        help="longest text, question or context on /v1/classify and /v1/qa (default 20000)",
     )
     p.add_argument(
         "--max-body", type=int, default=1 << 20, help="largest request body in bytes (1 MiB)"
@@ -113,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     for name, value in [("--max-tokens", args.max_tokens), ("--max-batch", args.max_batch),
                         ("--max-requests", args.max_requests), ("--max-body", args.max_body),
-                        ("--max-prompt-tokens", args.max_prompt_tokens)]:  # fmt: skip
+                        ("--max-prompt-tokens", args.max_prompt_tokens),
+                        ("--max-task-chars", args.max_task_chars)]:  # fmt: skip
         if value < 1:
             raise LmlabError(f"{name} must be at least 1, got {value}")
     if args.prefill_chunk < 0:
@@ -131,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         max_tokens=args.max_tokens,
         max_prompt_tokens=args.max_prompt_tokens,
+        max_task_chars=args.max_task_chars,
         batch=not args.no_batch,
         max_batch=args.max_batch,
         max_requests=args.max_requests,
@@ -144,8 +153,15 @@ def run(args: argparse.Namespace) -> int:
     url = f"http://{shown}:{port}"
     for m in registry.models.values():
         card = m.card()
-        what = (f"{card['family']}, {card['params']:,} parameters, context {card['context_length']}"
-                if m.kind == "lm" else f"word vectors, {card['vocab_size']:,} words")  # fmt: skip
+        if m.kind == "lm":
+            what = (
+                f"{card['family']}, {card['params']:,} parameters, context {card['context_length']}"
+            )
+        elif m.kind == "embeddings":
+            what = f"word vectors, {card['vocab_size']:,} words"
+        else:
+            labels = f", labels {', '.join(card['labels'])}" if card.get("labels") else ""
+            what = f"{m.kind} task run ({card['family']}{labels}) on {card['route']}"
         print(f"lmlab: model {m.name!r}: {what} ({m.path})", file=sys.stderr)
     print(f"lmlab: listening on {url}  (playground {url}/, OpenAI API {url}/v1)", file=sys.stderr)
     if api_key:

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from lmlab import __version__
-from lmlab.serve import completions, embeddings, errors
+from lmlab.serve import completions, embeddings, errors, tasks
 from lmlab.serve.limits import BodyLimit, ServeSettings, require_api_key
 from lmlab.serve.registry import Registry
 from lmlab.serve.schemas import ErrorResponse, Health, ModelCard, ModelList
@@ -51,7 +51,7 @@ def create_app(registry: Registry, settings: ServeSettings | None = None) -> Fas
         title="lmlab server",
         version=__version__,
         description="OpenAI-compatible completions, chat completions and embeddings for "
-        "lmlab runs, and a web playground at /.",
+        "lmlab runs, lmlab's /v1/classify and /v1/qa for task runs, and a web playground at /.",
         lifespan=lifespan,
         docs_url=None,  # FastAPI's docs pages load their scripts from a CDN: off
         redoc_url=None,
@@ -61,6 +61,7 @@ def create_app(registry: Registry, settings: ServeSettings | None = None) -> Fas
     auth = [Depends(require_api_key)]
     app.include_router(completions.router, dependencies=auth)
     app.include_router(embeddings.router, dependencies=auth)
+    app.include_router(tasks.router, dependencies=auth)
 
     @app.get("/v1/models", response_model=ModelList, dependencies=auth,
              responses={401: {"model": ErrorResponse}}, summary="The served models")  # fmt: skip
@@ -80,6 +81,10 @@ def create_app(registry: Registry, settings: ServeSettings | None = None) -> Fas
     @app.get("/", include_in_schema=False)
     async def playground() -> FileResponse:
         return FileResponse(str(static_dir() / "index.html"), media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(str(static_dir() / "favicon.svg"), media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=str(static_dir())), name="static")
     if settings.cors_origins:

@@ -57,6 +57,17 @@ class GenRequest:
     top_logprobs: int = 0
     deadline: float | None = None  # time.monotonic() value
     cancelled: threading.Event = field(default_factory=threading.Event)
+    score_prompt: bool = False  # emit the prompt tokens' PromptScores first (echo + logprobs)
+
+
+@dataclass
+class PromptScores:
+    """Log-probabilities of a prompt's tokens under the model (the first has none), and the
+    ``top`` most likely tokens at each position: what ``echo`` with ``logprobs`` returns."""
+
+    ids: list[int]
+    logprobs: list[float | None]
+    top: list[list[tuple[int, float]]]
 
 
 class _Active:
@@ -243,6 +254,8 @@ class ModelWorker:
                 self._end(req, None)
             elif req.deadline is not None and now > req.deadline:
                 self._end(req, RequestTimeout("the request timed out in the queue"))
+            elif req.score_prompt and not self._score_prompt(req):
+                continue
             elif req.params.max_new_tokens == 0:
                 for i in range(req.params.n):
                     self._emit(req, TokenEvent(i, -1, "", 0.0, finish_reason="length"))
@@ -264,6 +277,29 @@ class ModelWorker:
             self._join_groups()
         active = sum(len(g.members) for g in self._groups)
         self.stats["max_active"] = max(self.stats["max_active"], active)
+
+    def _score_prompt(self, req: GenRequest) -> bool:
+        """Emit the prompt's :class:`PromptScores` (one forward over the prompt); False if
+        the model failed and the request has been ended."""
+        ids = req.prompt_ids
+        try:
+            state = self.model.new_state(1, self.device)
+            x = torch.tensor([ids], dtype=torch.long, device=self.device)
+            logp = self.model(x, state)[0, :-1].float().log_softmax(-1)  # (T-1, V)
+            nxt = torch.tensor(ids[1:], dtype=torch.long, device=self.device)
+            lps = logp.gather(1, nxt[:, None]).squeeze(1).tolist() if len(ids) > 1 else []
+            tops: list[list[tuple[int, float]]] = [[]]
+            if req.top_logprobs and len(ids) > 1:
+                t = logp.topk(min(req.top_logprobs, logp.shape[-1]), dim=-1)
+                tops += [list(zip(i, v, strict=True))
+                         for i, v in zip(t.indices.tolist(), t.values.tolist(), strict=True)]  # fmt: skip
+            else:
+                tops += [[] for _ in ids[1:]]
+        except Exception as e:
+            self._end(req, e if isinstance(e, LmlabError) else RuntimeError(str(e)))
+            return False
+        self._emit(req, PromptScores(list(ids), [None, *lps], tops))
+        return True
 
     def _prefill(self, reqs: list[GenRequest]) -> None:
         try:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 
 from lmlab.serve.completions import ERRORS
 from lmlab.serve.errors import APIError
-from lmlab.serve.registry import ServedModel
+from lmlab.serve.registry import ServedModel, wrong_kind
 from lmlab.serve.schemas import (
     EmbeddingRequest,
     EmbeddingResponse,
@@ -135,14 +135,21 @@ router = APIRouter()
 async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
     reg, settings = request.app.state.registry, request.app.state.settings
     served = reg.get(body.model)
+    if served.kind not in ("lm", "embeddings"):
+        raise APIError(400, wrong_kind(served, "lm"), "wrong_model", "model")
     inputs = _inputs(body)
     if len(inputs) > settings.max_embedding_inputs:
         raise APIError(400, f"at most {settings.max_embedding_inputs} inputs per request",
                        "invalid_value", "input")  # fmt: skip
     max_prompt = served.context_length or settings.max_prompt_tokens
-    vecs, tokens = await asyncio.wait_for(
-        asyncio.to_thread(embed_all, served, inputs, max_prompt), settings.timeout_s
-    )
+    try:
+        vecs, tokens = await asyncio.wait_for(
+            asyncio.to_thread(embed_all, served, inputs, max_prompt), settings.timeout_s
+        )
+    except TimeoutError:
+        raise APIError(
+            408, "the request took longer than the server's timeout", "timeout"
+        ) from None
     if body.dimensions is not None and body.dimensions != len(vecs[0]):
         raise APIError(400, f"this model's embeddings have {len(vecs[0])} dimensions",
                        "invalid_value", "dimensions")  # fmt: skip

@@ -27,6 +27,7 @@ class ServeSettings:
     max_tokens: int = 512  # the most new tokens one request gets (a request's max_tokens is capped)
     max_prompt_tokens: int = 8192  # for models without a context limit (RNN, n-gram, NPLM)
     max_embedding_inputs: int = 2048
+    max_task_chars: int = 20_000  # longest text, question or context on /v1/classify, /v1/qa
     batch: bool = True  # batch concurrent requests through one forward where the family allows
     max_batch: int = 64  # rows per forward
     max_requests: int = 256  # requests in flight per model before 429

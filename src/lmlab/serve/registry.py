@@ -1,12 +1,15 @@
-"""The models a server offers: language-model runs and word-vector files, by name.
+"""The models a server offers: language-model runs, task runs and word-vector files, by name.
 
-``--run`` takes a run directory (``config.toml`` + ``model.safetensors``), a word-vector
-file from ``lmlab embed train`` (``.txt``, ``.vec``, ``.bin``, ``.safetensors``) or a
-folder holding one; ``NAME=PATH`` names it, else the folder or file name is its id.
+``--run`` takes a run directory (``config.toml`` + ``model.safetensors``), a task run from
+``lmlab task train`` (its ``config.toml`` has a ``[task]`` section: a classifier or a
+question answerer, served on ``/v1/classify`` or ``/v1/qa``), a word-vector file from
+``lmlab embed train`` (``.txt``, ``.vec``, ``.bin``, ``.safetensors``) or a folder holding
+one; ``NAME=PATH`` names it, else the folder or file name is its id.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,19 +20,26 @@ from lmlab.serve.batcher import ModelWorker
 from lmlab.serve.chat_template import ChatTemplate, load_chat_template
 
 VECTOR_SUFFIXES = (".txt", ".vec", ".bin", ".safetensors")
+# task kinds the server answers, and the route of each
+TASK_ROUTES = {"classify": "/v1/classify", "qa": "/v1/qa"}
+KIND_NAMES = {"lm": "a language model", "embeddings": "a word-vectors model",
+              "classify": "a classification run", "qa": "a question-answering run"}  # fmt: skip
 
 
 @dataclass
 class ServedModel:
     name: str
     path: Path
-    kind: str  # "lm" | "embeddings"
+    kind: str  # "lm" | "embeddings" | "classify" | "qa"
     run: Any = None  # lmlab.run.Run for language models
     vectors: Any = None  # lmlab.embeddings.vectors.Vectors for word-vector files
+    task: Any = None  # a task run (lmlab.tasks.rundir.load_task_run) for classify / qa
+    task_config: dict[str, Any] | None = None
     template: ChatTemplate | None = None
     worker: ModelWorker | None = None
     max_tokens: int = 512
     created: int = field(default_factory=lambda: int(time.time()))
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one task call at a time
 
     @property
     def context_length(self) -> int | None:
@@ -46,6 +56,8 @@ class ServedModel:
             v = self.vectors
             return {**base, "kind": "embeddings", "family": "word-vectors",
                     "vocab_size": len(v), "params": int(v.vectors.size)}  # fmt: skip
+        if self.kind in TASK_ROUTES:
+            return {**base, **self.task_card()}
         m = self.run.model
         return {
             **base,
@@ -57,6 +69,25 @@ class ServedModel:
             "params": m.num_params(),
             "chat_template": self.template.to_dict() if self.template else None,
         }
+
+    def task_card(self) -> dict[str, Any]:
+        cfg = self.task_config or {}
+        model = getattr(self.task, "model", None)
+        params = model.num_params() if hasattr(model, "num_params") else None
+        if params is None and hasattr(model, "parameters"):
+            params = sum(p.numel() for p in model.parameters())
+        tok = getattr(self.task, "tokenizer", None)
+        card = {
+            "kind": self.kind,
+            "family": cfg.get("model", {}).get("family"),
+            "params": params,
+            "vocab_size": getattr(tok, "vocab_size", None),
+            "route": TASK_ROUTES[self.kind],
+        }
+        if self.kind == "classify":
+            card["labels"] = list(self.task.labels)
+            card["max_len"] = getattr(self.task, "max_len", None)
+        return card
 
 
 def parse_spec(spec: str) -> tuple[str, Path]:
@@ -92,6 +123,10 @@ def load_model(spec: str, device: str = "cpu", max_tokens: int = 512) -> ServedM
     )
     if not pretrained and not p.exists():
         raise LmlabError(f"{p} not found; pass --run with a run directory or a vectors file")
+    if not pretrained and p.is_dir() and (p / "config.toml").is_file():
+        task = _load_task(name, p)
+        if task is not None:
+            return task
     if pretrained or (p.is_dir() and (p / "config.toml").is_file()):
         from lmlab.run import load_run
 
@@ -119,6 +154,26 @@ def load_model(spec: str, device: str = "cpu", max_tokens: int = 512) -> ServedM
     except (OSError, ValueError, UnicodeDecodeError, KeyError, RuntimeError) as e:
         raise LmlabError(f"{vec} is not a readable vectors file ({e}); check the file") from None
     return ServedModel(name, vec, "embeddings", vectors=vectors)
+
+
+def _load_task(name: str, p: Path) -> ServedModel | None:
+    """A task run (``[task]`` in its config) as a served model; None for other runs."""
+    from lmlab.config import load_toml
+
+    try:
+        cfg = load_toml(p / "config.toml")
+    except LmlabError:
+        return None  # load_run says what is wrong with it
+    if "task" not in cfg:
+        return None
+    from lmlab.tasks.rundir import load_task_run, task_config
+
+    kind = task_config(p)["task"]["kind"]
+    if kind not in TASK_ROUTES:
+        raise LmlabError(
+            f"{p} is a {kind!r} task run; lmlab serve answers {' and '.join(TASK_ROUTES)} runs"
+        )
+    return ServedModel(name, p, kind, task=load_task_run(p), task_config=cfg)
 
 
 class Registry:
@@ -176,11 +231,23 @@ class Registry:
                 "model_not_found",
                 "model",
             )
-        if kind == "lm" and m.kind != "lm":
+        if kind == "lm" and m.kind == "embeddings":
             raise APIError(
                 400, f"model {name!r} holds word vectors; it can only embed", "wrong_model", "model"
             )
+        if kind is not None and m.kind != kind:
+            raise APIError(400, wrong_kind(m, kind), "wrong_model", "model")
         return m
+
+
+def wrong_kind(m: ServedModel, wanted: str) -> str:
+    """Why model ``m`` cannot answer a request for kind ``wanted``, and where it can."""
+    where = {"lm": "/v1/completions and /v1/chat/completions",
+             "embeddings": "/v1/embeddings and /v1/neighbors"}.get(m.kind, TASK_ROUTES.get(m.kind))  # fmt: skip
+    need = {"lm": "a language model", "embeddings": "a word-vectors model",
+            "classify": "a classification run (lmlab task train classify)",
+            "qa": "a question-answering run (lmlab task train qa)"}[wanted]  # fmt: skip
+    return f"model {m.name!r} is {KIND_NAMES[m.kind]} (use {where}); this route needs {need}"
 
 
 def load_registry(specs: list[str], device: str = "cpu", max_tokens: int = 512) -> Registry:

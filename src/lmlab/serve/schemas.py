@@ -107,6 +107,34 @@ class NeighborsRequest(_Strict):
     n: int = Field(10, ge=1, le=100)
 
 
+MAX_TASK_INPUTS = 256
+MAX_EXPLAINED = 32
+MAX_ANSWERS = 20
+
+
+class ClassifyRequest(_Strict):
+    """lmlab: classify texts with a classification run (``lmlab task train classify``)."""
+
+    model: str | None = Field(None, description="a served classification run (default: the first)")
+    input: str | list[str] = Field(
+        ..., description=f"one text or up to {MAX_TASK_INPUTS} texts, none of them empty"
+    )
+    explain: Literal["grad", "occlusion"] | None = Field(
+        None,
+        description="also score each token for the predicted label: grad (gradient x input) "
+        f"or occlusion (probability drop); at most {MAX_EXPLAINED} texts",
+    )
+
+
+class QARequest(_Strict):
+    """lmlab: extractive question answering with a QA run (``lmlab task train qa``)."""
+
+    model: str | None = Field(None, description="a served QA run (default: the first)")
+    question: str = Field(..., description="the question (not empty)")
+    context: str = Field(..., description="the passage that holds the answer (not empty)")
+    top: int = Field(1, ge=1, le=MAX_ANSWERS, description="how many answers, best first")
+
+
 # ---- responses -------------------------------------------------------------------------
 class Usage(BaseModel):
     prompt_tokens: int
@@ -130,13 +158,18 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "lmlab"
-    kind: Literal["lm", "embeddings"] = Field(description="lmlab: language model or word vectors")
+    kind: Literal["lm", "embeddings", "classify", "qa"] = Field(
+        description="lmlab: language model, word vectors, classification run or QA run"
+    )
     family: str | None = None
     context_length: int | None = None
     max_tokens: int | None = Field(None, description="lmlab: the most tokens one request gets")
     vocab_size: int | None = None
     params: int | None = None
     chat_template: dict[str, Any] | None = None
+    labels: list[str] | None = Field(None, description="lmlab: a classifier's labels, in order")
+    max_len: int | None = Field(None, description="lmlab: tokens a classifier reads per text")
+    route: str | None = Field(None, description="lmlab: the endpoint a task run answers on")
 
 
 class ModelList(BaseModel):
@@ -165,6 +198,51 @@ class Neighbor(BaseModel):
 class NeighborsResponse(BaseModel):
     model: str
     neighbors: list[Neighbor]
+
+
+class TaskUsage(BaseModel):
+    prompt_tokens: int = Field(description="tokens read (the text(s), or question and context)")
+    total_tokens: int
+
+
+class Explanation(BaseModel):
+    method: Literal["grad", "occlusion"]
+    label: str
+    tokens: list[tuple[str, float]] = Field(description="[token text, score] pairs; positive "
+                                            "scores pushed towards the label")  # fmt: skip
+
+
+class Classification(BaseModel):
+    index: int
+    label: str = Field(description="the most probable label")
+    probability: float
+    probabilities: dict[str, float] = Field(description="every label's probability, in the "
+                                            "run's label order")  # fmt: skip
+    num_tokens: int = Field(description="the text's length in tokens")
+    truncated: bool = Field(description="the text is longer than the run's max_len tokens: "
+                            "the classifier read only its first max_len, as in training")  # fmt: skip
+    explanation: Explanation | None = None
+
+
+class ClassifyResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    labels: list[str]
+    data: list[Classification]
+    usage: TaskUsage
+
+
+class Answer(BaseModel):
+    text: str
+    start: int = Field(description="character offset of the answer in the context")
+    end: int = Field(description="character offset just past the answer: context[start:end]")
+    score: float
+
+
+class QAResponse(BaseModel):
+    object: Literal["qa.answers"] = "qa.answers"
+    model: str
+    answers: list[Answer]
 
 
 class Health(BaseModel):

@@ -21,7 +21,7 @@ from fastapi import Request
 from lmlab.errors import LmlabError
 from lmlab.generate.engine import TokenEvent
 from lmlab.generate.sampling import SamplingParams
-from lmlab.serve.batcher import FINISHED, GenRequest, QueueFull, RequestTimeout
+from lmlab.serve.batcher import FINISHED, GenRequest, PromptScores, QueueFull, RequestTimeout
 from lmlab.serve.errors import APIError, error_body
 from lmlab.serve.registry import ServedModel
 
@@ -33,7 +33,10 @@ async def token_events(
     timeout_s: float,
     logprobs: bool = False,
     top_logprobs: int = 0,
-) -> AsyncIterator[tuple[int, TokenEvent]]:
+    score_prompt: bool = False,
+) -> AsyncIterator[tuple[int, TokenEvent | PromptScores]]:
+    """``(prompt index, event)`` pairs: with ``score_prompt``, each prompt's
+    :class:`PromptScores` first, then its :class:`TokenEvent` objects."""
     loop = asyncio.get_running_loop()
     q: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
     deadline = time.monotonic() + timeout_s
@@ -44,7 +47,8 @@ async def token_events(
 
     try:
         for k, ids in enumerate(prompts):
-            req = GenRequest(ids, params, emitter(k), logprobs, top_logprobs, deadline)
+            req = GenRequest(ids, params, emitter(k), logprobs, top_logprobs, deadline,
+                             score_prompt=score_prompt)  # fmt: skip
             try:
                 served.worker.submit(req)
             except QueueFull as e:
@@ -55,7 +59,7 @@ async def token_events(
             k, item = await q.get()
             if item == FINISHED:
                 left -= 1
-            elif isinstance(item, TokenEvent):
+            elif isinstance(item, (TokenEvent, PromptScores)):
                 yield k, item
             elif isinstance(item, RequestTimeout):
                 raise APIError(408, f"{item}; ask for fewer tokens", "timeout")

@@ -1,0 +1,152 @@
+"""lmlab's task endpoints beside the OpenAI ones: ``POST /v1/classify`` and ``POST /v1/qa``.
+
+A classification run (``lmlab task train classify``) answers ``/v1/classify`` with every
+label's probability per text, the shape ``lmlab task predict --json`` prints, and can score
+each token for the predicted label (``explain``). A question-answering run (``lmlab task
+train qa``) answers ``/v1/qa`` with answer spans of the context: their text, character
+offsets and score. The task run is called in a worker thread, one call at a time per run;
+bad requests (the wrong kind of run, empty or over-long text, missing fields) get a 4xx in
+OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+
+from lmlab.serve.completions import ERRORS
+from lmlab.serve.errors import APIError
+from lmlab.serve.limits import ServeSettings
+from lmlab.serve.registry import ServedModel
+from lmlab.serve.schemas import (
+    MAX_EXPLAINED,
+    MAX_TASK_INPUTS,
+    ClassifyRequest,
+    ClassifyResponse,
+    QARequest,
+    QAResponse,
+)
+
+router = APIRouter()
+
+
+def check_text(text: str, what: str, param: str, settings: ServeSettings) -> None:
+    """A 400 for an empty text or one longer than the server's ``max_task_chars``."""
+    if not text.strip():
+        raise APIError(400, f"{what} is empty; send some text", "invalid_value", param)
+    if len(text) > settings.max_task_chars:
+        raise APIError(
+            400,
+            f"{what} has {len(text):,} characters but this server takes at most "
+            f"{settings.max_task_chars:,} (lmlab serve --max-task-chars); send a shorter text",
+            "input_too_long",
+            param,
+        )
+
+
+async def run_task(fn, served: ServedModel, settings: ServeSettings) -> Any:
+    """``fn()`` in a worker thread, one call at a time on ``served``, within the timeout."""
+
+    def locked() -> Any:
+        with served.lock:
+            return fn()
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(locked), settings.timeout_s)
+    except TimeoutError:
+        raise APIError(
+            408, f"the request took longer than the server's timeout ({settings.timeout_s:g} s)",
+            "timeout",
+        ) from None  # fmt: skip
+
+
+def classify_texts(served: ServedModel, texts: list[str], explain: str | None) -> dict[str, Any]:
+    """Probabilities (and explanations) of ``texts`` from a classification run."""
+    import torch
+
+    task = served.task
+    labels = list(task.labels)
+    with torch.inference_mode():
+        probs = np.asarray(task.predict_proba(texts), dtype=np.float64)
+    if probs.shape != (len(texts), len(labels)) or not np.isfinite(probs).all():
+        raise APIError(400, f"model {served.name!r} gave no valid probabilities for this input",
+                       "model_error", "input")  # fmt: skip
+    tok, max_len = getattr(task, "tokenizer", None), getattr(task, "max_len", None)
+    data, total = [], 0
+    for i, (text, p) in enumerate(zip(texts, probs, strict=True)):
+        best = int(p.argmax())
+        n = len(tok.encode(text)) if tok is not None else 0
+        total += min(n, max_len) if max_len else n
+        item: dict[str, Any] = {
+            "index": i,
+            "label": labels[best],
+            "probability": float(p[best]),
+            "probabilities": {name: float(x) for name, x in zip(labels, p, strict=True)},
+            "num_tokens": n,
+            "truncated": bool(max_len and n > max_len),
+        }
+        if explain:
+            pieces, scores, target = task.explain(text, explain, best)
+            item["explanation"] = {
+                "method": explain,
+                "label": labels[int(target)],
+                "tokens": [
+                    [str(t), float(s) if math.isfinite(float(s)) else 0.0]
+                    for t, s in zip(pieces, scores, strict=True)
+                ],  # fmt: skip
+            }
+        data.append(item)
+    return {"object": "list", "model": served.name, "labels": labels, "data": data,
+            "usage": {"prompt_tokens": total, "total_tokens": total}}  # fmt: skip
+
+
+def answers_of(served: ServedModel, question: str, context: str, top: int) -> list[dict]:
+    """The QA run's answers, checked to be spans of ``context``."""
+    found = served.task.answer(question, context, top=top)
+    out = []
+    for a in list(found)[:top]:
+        start, end = int(a["start"]), int(a["end"])
+        score = float(a["score"])
+        if not (0 <= start <= end <= len(context)) or not math.isfinite(score):
+            raise APIError(400, f"model {served.name!r} gave an answer outside the context",
+                           "model_error", "context")  # fmt: skip
+        out.append({"text": str(a["text"]), "start": start, "end": end, "score": score})
+    return out
+
+
+@router.post("/v1/classify", response_model=ClassifyResponse, responses=ERRORS,
+             summary="lmlab: label probabilities of texts from a classification run")  # fmt: skip
+async def classify(body: ClassifyRequest, request: Request) -> Any:
+    reg, settings = request.app.state.registry, request.app.state.settings
+    served = reg.get(body.model, kind="classify")
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts:
+        raise APIError(400, "input must not be empty: send a text or a list of texts",
+                       "invalid_value", "input")  # fmt: skip
+    if len(texts) > MAX_TASK_INPUTS:
+        raise APIError(400, f"at most {MAX_TASK_INPUTS} texts per request; send {len(texts)} "
+                       "in several requests", "invalid_value", "input")  # fmt: skip
+    for i, text in enumerate(texts):
+        check_text(text, "input" if isinstance(body.input, str) else f"input {i}", "input",
+                   settings)  # fmt: skip
+    if body.explain and len(texts) > MAX_EXPLAINED:
+        raise APIError(400, f"explain takes at most {MAX_EXPLAINED} texts per request",
+                       "invalid_value", "explain")  # fmt: skip
+    return await run_task(lambda: classify_texts(served, texts, body.explain), served, settings)
+
+
+@router.post("/v1/qa", response_model=QAResponse, responses=ERRORS,
+             summary="lmlab: answer a question from a passage with a QA run")  # fmt: skip
+async def qa(body: QARequest, request: Request) -> Any:
+    reg, settings = request.app.state.registry, request.app.state.settings
+    served = reg.get(body.model, kind="qa")
+    check_text(body.question, "question", "question", settings)
+    check_text(body.context, "context", "context", settings)
+    answers = await run_task(
+        lambda: answers_of(served, body.question, body.context, body.top), served, settings
+    )
+    return {"object": "qa.answers", "model": served.name, "answers": answers}
