@@ -59,11 +59,24 @@ def load_tensors_checked(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise LmlabError(f"{path} not found; is this a finished run directory?")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise LmlabError(
             f"{path} is corrupt or truncated ({str(e).splitlines()[0][:80]}); restore it or retrain"
         ) from None
+    check_finite(tensors, path)
+    return tensors
+
+
+def check_finite(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
+    """An error naming the first tensor that holds NaN (or +Inf: a log-probability table may
+    hold -Inf for an impossible event, never +Inf), so a diverged run is not used silently."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and (torch.isnan(t).any() or torch.isposinf(t).any()):
+            raise LmlabError(
+                f"{path} holds NaN or infinite values in {name!r}: the model diverged or the "
+                "file is damaged; retrain (lower the learning rate) or restore an earlier copy"
+            )
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
@@ -82,6 +95,8 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     if family is None:
         raise LmlabError(f"{p / CONFIG_FILE} has no [model] family; the run is incomplete")
     tokenizer = load_tokenizer(p / TOKENIZER_FILE)
+    if "quantization" in cfg:  # weight-only int8/int4: built with no float copy
+        return Run(p, cfg, _load_quantized(p, family, model_cfg, cfg).to(device).eval(), tokenizer)
     model = build_model(family, model_cfg)
     lora = cfg.get("init", {}).get("lora") is not None
     weights = p / MODEL_FILE
@@ -106,6 +121,19 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     if "init" not in cfg:  # imported, never trained since
         _decode_from_source_blocks(model, cfg.get("source", {}))
     return Run(p, cfg, model, tokenizer)
+
+
+def _load_quantized(p: Path, family: str, model_cfg: dict, cfg: dict) -> LanguageModel:
+    """The model of a run written by ``lmlab quantize`` (:mod:`lmlab.quantize`)."""
+    from lmlab.models import config_from_dict
+    from lmlab.quantize.runs import build_quantized, quantized_scheme
+
+    if family != "transformer":
+        raise LmlabError(f"{p / CONFIG_FILE}: only transformer runs can be quantised")
+    scheme = quantized_scheme(cfg)
+    return build_quantized(
+        config_from_dict(family, model_cfg), load_tensors_checked(p / MODEL_FILE), scheme, p
+    )
 
 
 def _decode_from_source_blocks(model: LanguageModel, source: dict[str, Any]) -> None:

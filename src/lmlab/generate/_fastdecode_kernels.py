@@ -18,7 +18,9 @@ chosen per matrix by the type of the array ``w`` (the ``_mm`` overload):
 * ``uint8`` nibbles of 4-bit blocks (GGUF Q4_0/Q4_1): 32 inputs share a float16 scale ``d``
   and offset ``m``, weight = d*q + m exactly as the file defines it, computed as
   ``d * sum(x*q) + m * sum(x)`` in float32;
-* ``int8`` values of 8-bit blocks (GGUF Q8_0), weight = d*q.
+* ``int8`` values of 8-bit blocks (GGUF Q8_0), weight = d*q;
+* ``int8`` per output channel (lmlab's own int8, :mod:`lmlab.quantize`): ``w`` (n_tiles,
+  in, T), one float16 scale ``d`` and zero point ``m`` per output, weight = d*q + m.
 
 So a model read from a GGUF file decodes from the file's own blocks (a quarter to an eighth
 of the float32 bytes) while computing in float32 on exactly the weights of its float model
@@ -234,6 +236,42 @@ def _mm_q8(x, qs, d, bias, out):
                 out[b, lo + o] = tot[o] + bias[lo + o]
 
 
+@njit(cache=True, fastmath={"contract"}, nogil=True)
+def _mm_i8(x, qs, d, m, bias, out):
+    """``out = x @ W.T + bias`` for per-channel int8 (lmlab's int8 quantisation): ``qs``
+    (n_tiles, in, T) signed bytes, ``d`` and ``m`` (n_tiles, T) float16 bits:
+    ``W[o, i] = d[o] * q + m[o]``, computed as ``d * sum(x*q) + m * sum(x)``."""
+    n, n_out = x.shape[0], out.shape[1]
+    n_tiles, n_in, tile = qs.shape
+    acc = np.empty(tile, np.float32)
+    for t in range(n_tiles):
+        lo, w = t * tile, qs[t]
+        valid = min(tile, n_out - lo)
+        dt, mt = d[t], m[t]
+        for b in range(n):
+            xb = x[b]
+            sx = np.float32(0.0)
+            for j in range(n_in):
+                sx += xb[j]
+            acc[:] = 0.0
+            j = 0
+            while j + 4 <= n_in:
+                w0, w1, w2, w3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+                x0, x1, x2, x3 = xb[j], xb[j + 1], xb[j + 2], xb[j + 3]
+                for o in range(tile):
+                    acc[o] += x0 * _i8(w0[o]) + x1 * _i8(w1[o]) + x2 * _i8(w2[o]) + x3 * _i8(w3[o])
+                j += 4
+            while j < n_in:
+                wj, xj = w[j], xb[j]
+                for o in range(tile):
+                    acc[o] += xj * _i8(wj[o])
+                j += 1
+            for o in range(valid):
+                out[b, lo + o] = (
+                    _f16_as_f32(dt[o]) * acc[o] + _f16_as_f32(mt[o]) * sx + bias[lo + o]
+                )
+
+
 def _mm(x, w, d, m, bias, out):  # pragma: no cover - replaced by the overload
     """``out = x @ W.T + bias`` for a matrix of any kind (see the module docstring)."""
     raise NotImplementedError
@@ -247,7 +285,16 @@ def _mm_impl(x, w, d, m, bias, out):
         return lambda x, w, d, m, bias, out: _mm_q4(x, w, d, m, bias, out)
     if w.ndim == 4 and w.dtype == types.int8:
         return lambda x, w, d, m, bias, out: _mm_q8(x, w, d, bias, out)
+    if w.ndim == 3 and w.dtype == types.int8:
+        return lambda x, w, d, m, bias, out: _mm_i8(x, w, d, m, bias, out)
     return None
+
+
+@njit(cache=True, nogil=True)
+def matmul(x, w, d, m, bias, out):
+    """``out = x @ W.T + bias`` for one matrix of any kind, outside the decoding step
+    (lmlab.quantize's layers call it for a few rows)."""
+    _mm(x, w, d, m, bias, out)
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")

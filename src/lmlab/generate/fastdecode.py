@@ -65,6 +65,9 @@ def _dummy_matrix(kind: str, layers: int | None) -> tuple[np.ndarray, np.ndarray
     lead = () if layers is None else (layers,)
     if kind in _DENSE:
         w = np.zeros((*lead, 1, 1, 1), _DENSE[kind])
+    elif kind == "I8":  # per-channel int8: (n_tiles, in, T), scales (n_tiles, T)
+        dm = np.zeros((*lead, 1, 1), np.uint16)
+        return np.zeros((*lead, 1, 1, 1), np.int8), dm, dm
     else:
         w = np.zeros(
             (*lead, 1, 1, 16 if kind == "Q4" else 32, 1), np.uint8 if kind == "Q4" else np.int8
@@ -198,7 +201,7 @@ def _gguf_blocks(model: Transformer, signature: tuple | None) -> dict:
     src = _GGUF.get(model)
     if src is None or signature is None or src[1] != signature or not src[0].is_file():
         return {}
-    if model.tok_emb.weight.dtype != torch.float32:
+    if _dense_dtype(model) != torch.float32:
         return {}
     from lmlab.generate.gguf_blocks import block_matrices
 
@@ -208,13 +211,48 @@ def _gguf_blocks(model: Transformer, signature: tuple | None) -> dict:
         return {}
 
 
+def _dense_dtype(model: Transformer) -> torch.dtype:
+    """The type of the model's float weights (its final norm's: a quantised model keeps
+    norms, biases and any unquantised matrix in float)."""
+    return model.ln_f.weight.dtype
+
+
+def _quantised(module: object) -> bool:
+    from lmlab.quantize.modules import _QuantMatrix
+
+    return isinstance(module, _QuantMatrix)
+
+
+def _quant_matrix(model: Transformer, mods: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's ``(w, d, m)`` of quantised layers (:mod:`lmlab.quantize`), stacked over
+    layers: views of the model's own stacked memory where its layers share one, else a
+    stacked copy of the quantised bytes."""
+    for w, d, m in getattr(model, "_quant_stacks", {}).values():
+        if len(w) == len(mods) and all(
+            w[i].data_ptr() == q.w.data_ptr() and d[i].data_ptr() == q.d.data_ptr()
+            for i, q in enumerate(mods)
+        ):
+            return w.numpy(), d.numpy().view(np.uint16), m.numpy().view(np.uint16)
+    parts = [q.kernel_arrays() for q in mods]
+    return tuple(np.ascontiguousarray(np.stack(p)) for p in zip(*parts, strict=True))
+
+
+def _kind_of(w: np.ndarray, stacked: bool) -> str:
+    """The kernel's name for a matrix of weights ``w``: dense, Q4, Q8 or I8."""
+    if w.dtype == np.uint8:
+        return "Q4"
+    if w.dtype == np.int8:
+        return "I8" if w.ndim == 3 + stacked else "Q8"
+    return "float32" if w.dtype == np.float32 else "bfloat16"
+
+
 class FastDecoder:
     """The exported weights of one Transformer and its compiled decoding step."""
 
     def __init__(self, model: Transformer) -> None:
         self.config = cfg = model.config
         self.signature = _signature(model)
-        dense = _TORCH_TYPES[model.tok_emb.weight.dtype]
+        dense = _TORCH_TYPES[_dense_dtype(model)]
         blocks = _gguf_blocks(model, self.signature)
         d, llama, layers = cfg.d_model, cfg.block == "llama", list(model.blocks)
         n = len(layers)
@@ -226,10 +264,19 @@ class FastDecoder:
             def norm_b(m) -> np.ndarray:
                 return _bias(getattr(m, "bias", None), d)
 
-            def matrix(kind: str, weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-                """Blocks from the GGUF file, or the dense weights in tiles."""
+            def matrix(kind: str, layer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                """Blocks from the GGUF file, quantised layers' own memory, or the dense
+                weights in tiles (``layer(block)``: the linear layer of a block)."""
                 if kind in blocks:
                     return blocks[kind]
+                if kind == "head" and _quantised(model.head):
+                    return model.head.kernel_arrays()
+                if kind != "head" and _quantised(layer(layers[0])):
+                    return _quant_matrix(model, [layer(b) for b in layers])
+
+                def weight(b):
+                    return (model.head if b is None else layer(b)).weight
+
                 if kind == "head":
                     return (tiles_of_rows(_wnp(weight(None))), *_dummy_matrix(dense, None)[1:])
                 first = tiles_of_rows(_wnp(weight(layers[0])))
@@ -239,34 +286,40 @@ class FastDecoder:
                     w[i] = tiles_of_rows(_wnp(weight(b)))
                 return (w, *_dummy_matrix(dense, n)[1:])
 
-            self.tok_emb = _wnp(model.tok_emb.weight)
+            # a quantised embedding: the rows a step reads are dequantised before it
+            self.qemb = model.tok_emb if _quantised(model.tok_emb) else None
+            self.tok_emb = (
+                np.zeros((1, 1), np.float32)
+                if self.qemb is not None
+                else _wnp(model.tok_emb.weight)
+            )
             dummy = np.zeros((1, 1), np.float32)
             self.pos_emb = dummy if llama else np.ascontiguousarray(_np(model.pos_emb.weight))
             self.rope_cos = np.ascontiguousarray(_np(model.rope_cos)) if llama else dummy
             self.rope_sin = np.ascontiguousarray(_np(model.rope_sin)) if llama else dummy
             self.ln1_w = stack(lambda b: _np(b.ln1.weight))
             self.ln1_b = stack(lambda b: norm_b(b.ln1))
-            self.qkv = matrix("qkv", lambda b: b.attn.qkv.weight)
+            self.qkv = matrix("qkv", lambda b: b.attn.qkv)
             self.qkv_b = stack(lambda b: _bias(b.attn.qkv.bias, b.attn.qkv.out_features))
-            self.proj = matrix("proj", lambda b: b.attn.proj.weight)
+            self.proj = matrix("proj", lambda b: b.attn.proj)
             self.proj_b = stack(lambda b: _bias(b.attn.proj.bias, d))
             if cfg.mlp:
                 fc = (lambda b: b.mlp.gate_up) if llama else (lambda b: b.mlp.fc)
                 self.ln2_w = stack(lambda b: _np(b.ln2.weight))
                 self.ln2_b = stack(lambda b: norm_b(b.ln2))
-                self.fc = matrix("fc", lambda b: fc(b).weight)
+                self.fc = matrix("fc", fc)
                 self.fc_b = stack(lambda b: _bias(fc(b).bias, fc(b).out_features))
-                self.fc2 = matrix("fc2", lambda b: b.mlp.proj.weight)
+                self.fc2 = matrix("fc2", lambda b: b.mlp.proj)
                 self.fc2_b = stack(lambda b: _bias(b.mlp.proj.bias, d))
             else:  # attention-only blocks: the kernel skips these
                 self.ln2_w = self.ln2_b = self.fc_b = self.fc2_b = np.zeros((n, 1), np.float32)
                 self.fc = self.fc2 = _dummy_matrix(dense, n)
             self.lnf_w = np.ascontiguousarray(_np(model.ln_f.weight))
             self.lnf_b = norm_b(model.ln_f)
-            self.head = matrix("head", lambda _: model.head.weight)
-        kinds = [blocks[k][0].dtype if k in blocks else None for k in MATRICES]
-        self.kinds = tuple(dense if k is None else ("Q4" if k == np.uint8 else "Q8") for k in kinds)
-        self.loader = _loader((dense, *self.kinds))
+            self.head = matrix("head", None)
+        self.kinds = tuple(_kind_of(getattr(self, k)[0], k != "head") for k in MATRICES)
+        emb = "float32" if self.qemb is not None else _TORCH_TYPES[model.tok_emb.weight.dtype]
+        self.loader = _loader((emb, *self.kinds))
         self.loader.start()
         self.cfg = np.array(
             [
@@ -366,14 +419,21 @@ class FastDecoder:
 
     def _run(self, ids, rows, pos, keep, state: KVCache) -> torch.Tensor:
         _, _, kc, vc = state._fast_kv
-        vocab, ctx = self.tok_emb.shape[0], self.config.context_length
+        vocab, ctx = self.config.vocab_size, self.config.context_length
         out = np.empty((keep.shape[0], vocab), np.float32)
+        tok_emb = self.tok_emb
+        if self.qemb is not None:  # the kernel reads the dequantised rows as its table
+            if ids.size and not (ids.min() >= 0 and ids.max() < vocab):
+                ids = np.full_like(ids, -1)  # the kernel reports it
+            else:
+                tok_emb = self.qemb.rows(torch.from_numpy(ids)).numpy()
+                ids = np.arange(ids.shape[0], dtype=np.int64)
         status = self.loader.wait()(
             ids,
             rows,
             pos,
             keep,
-            self.tok_emb,
+            tok_emb,
             self.pos_emb,
             self.ln1_w,
             self.ln1_b,
@@ -433,7 +493,7 @@ def fast_decoder(model: object, allow: bool | None = None, rows: int = 1) -> Fas
         return None
     if torch.is_autocast_enabled("cpu") or _has_hooks(model) or _has_foreign_modules(model):
         return None
-    dtype = model.tok_emb.weight.dtype
+    dtype = _dense_dtype(model)
     if dtype not in _TORCH_TYPES:
         return None
     for p in model.parameters():

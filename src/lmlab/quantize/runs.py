@@ -1,0 +1,251 @@
+"""Quantised run directories: write one from any model source, rebuild its model.
+
+``quantize_run`` reads a run (a run directory, a GGUF file, a Hugging Face folder or
+``builtin:NAME``), quantises every linear layer of its Transformer (and, unless
+``embeddings`` is off, the token embedding, with a head tied to it) and writes a new run
+directory: ``config.toml`` with a ``[quantization]`` section, ``tokenizer.json``,
+``model.safetensors`` (see :mod:`lmlab.quantize.scheme` for the tensors), the chat template
+and ``card.md``; the prepared ``data/`` split is hard-linked (copied where links fail) so
+``lmlab eval`` and ``lab probe`` find it. Built in a temporary folder and renamed: a
+failure leaves nothing, and an existing run is never overwritten.
+
+``build_quantized`` rebuilds the model of such a run on the meta device and swaps in
+:class:`~lmlab.quantize.modules.QuantLinear` / ``QuantEmbedding`` layers: the float
+weights of the quantised matrices never exist in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmlab.errors import LmlabError
+from lmlab.quantize.modules import QuantEmbedding, QuantLinear, kernel_layout
+from lmlab.quantize.scheme import QuantTensor, Scheme, quantize_matrix
+
+SECTION = "quantization"
+PARTS = ("qweight", "scales", "zeros")
+
+
+def linear_names(model) -> list[str]:
+    """Module names of the Transformer's matrices to quantise, in order (the head last)."""
+    names = []
+    for i, b in enumerate(model.blocks):
+        names += [f"blocks.{i}.attn.qkv", f"blocks.{i}.attn.proj"]
+        if b.mlp is not None:
+            fc = "gate_up" if model.config.block == "llama" else "fc"
+            names += [f"blocks.{i}.mlp.{fc}", f"blocks.{i}.mlp.proj"]
+    return names
+
+
+def _targets(model, scheme: Scheme) -> list[str]:
+    """Every matrix to quantise: the blocks' linears, the head and the embedding (as the
+    scheme and the tie decide)."""
+    names = linear_names(model)
+    tied = model.config.tie_embeddings
+    if scheme.embeddings:
+        names.append("tok_emb")
+    if not tied:
+        names.append("head")
+    return names
+
+
+def quantize_tensors(model, scheme: Scheme, progress: bool = True) -> dict[str, torch.Tensor]:
+    """The ``model.safetensors`` of ``model`` quantised under ``scheme``."""
+    from tqdm import tqdm
+
+    from lmlab.models import Transformer
+
+    if type(model) is not Transformer:
+        raise LmlabError(
+            f"only Transformer runs can be quantised (this one is {type(model).__name__})"
+        )
+    targets = _targets(model, scheme)
+    for name in targets:
+        mod = model.get_submodule(name)
+        scheme.check_width(name, mod.weight.shape[1])
+    out: dict[str, torch.Tensor] = {}
+    skip = {f"{n}.weight" for n in targets}
+    if model.config.tie_embeddings and scheme.embeddings:
+        skip.add("head.weight")
+    for k, v in model.tensors_for_save().items():
+        if k not in skip:
+            out[k] = v
+    for name in tqdm(
+        targets, desc=f"quantising ({scheme.name})", unit="matrix", disable=not progress
+    ):
+        w = model.get_submodule(name).weight.detach().to(torch.float32)
+        qt = quantize_matrix(w, scheme, name)
+        out[f"{name}.qweight"], out[f"{name}.scales"] = qt.qweight, qt.scales
+        if qt.zeros is not None:
+            out[f"{name}.zeros"] = qt.zeros
+    return out
+
+
+def _quant_tensor(tensors: dict[str, torch.Tensor], name: str, where: Path) -> QuantTensor:
+    try:
+        q, s = tensors.pop(f"{name}.qweight"), tensors.pop(f"{name}.scales")
+    except KeyError:
+        raise LmlabError(f"{where} lacks the quantised tensors of {name}; re-quantise") from None
+    z = tensors.pop(f"{name}.zeros", None)
+    out = q.shape[0]
+    n = q.shape[1] * (2 if q.dtype == torch.uint8 else 1)
+    if s.dtype != torch.float16 or s.shape[0] != out or (z is not None and z.shape != s.shape):
+        raise LmlabError(f"{where}: the scales of {name} do not match its weights; re-quantise")
+    return QuantTensor(q, s, z, out, n)
+
+
+def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, where: Path):
+    """A Transformer of ``config`` whose quantised matrices are ``tensors``' (no float copy)."""
+    from lmlab.models.transformer import Transformer, _rope_tables
+
+    tensors = dict(tensors)
+    with torch.device("meta"):
+        model = Transformer(config)
+    names = _targets(model, scheme)
+    for name in names:
+        qt = _quant_tensor(tensors, name, where)
+        expect = model.get_submodule(name).weight.shape
+        if (qt.out_features, qt.in_features) != tuple(expect):
+            raise LmlabError(
+                f"{where}: {name} is {qt.out_features}x{qt.in_features}, the config says "
+                f"{expect[0]}x{expect[1]}; re-quantise"
+            )
+        want = torch.int8 if scheme.bits == 8 else torch.uint8
+        if qt.qweight.dtype != want:
+            raise LmlabError(f"{where}: {name} is not int{scheme.bits} as config.toml says")
+        w, d, m = kernel_layout(qt, scheme.bits)
+        if name == "tok_emb":
+            layer: nn.Module = QuantEmbedding(qt.out_features, qt.in_features, scheme.bits, w, d, m)
+        else:
+            bias = tensors.pop(f"{name}.bias", None)
+            layer = QuantLinear(qt.out_features, qt.in_features, scheme.bits, w, d, m, bias)
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, attr, layer)
+    if config.tie_embeddings:
+        if scheme.embeddings:
+            model.head = QuantLinear.sharing(model.tok_emb)
+        tensors.pop("head.weight", None)
+    missing, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
+    if unexpected:
+        raise LmlabError(f"{where} has unexpected tensors {unexpected[:3]}; re-quantise")
+    if config.tie_embeddings and not scheme.embeddings:
+        model.head.weight = model.tok_emb.weight
+    if config.block == "llama":
+        model.rope_cos, model.rope_sin = _rope_tables(config)
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_meta:
+            raise LmlabError(f"{where} lacks tensor {name}; re-quantise")
+    stack_layers(model)
+    return model
+
+
+def stack_layers(model) -> None:
+    """Put each kind of matrix of every layer into one (L, ...) tensor, the layers' buffers
+    becoming views of it: the decoding kernel then reads them without a copy."""
+    stacks = {}
+    for suffix in ("attn.qkv", "attn.proj", "mlp.gate_up", "mlp.fc", "mlp.proj"):
+        mods = []
+        for b in model.blocks:
+            try:
+                mods.append(b.get_submodule(suffix))
+            except AttributeError:
+                break
+        if len(mods) != len(model.blocks) or not all(isinstance(m, QuantLinear) for m in mods):
+            continue
+        if len({(m.w.shape, m.w.dtype, m.d.shape) for m in mods}) != 1:
+            continue
+        stacked = tuple(torch.stack([getattr(m, a) for m in mods]) for a in ("w", "d", "m"))
+        for i, m in enumerate(mods):
+            m.w, m.d, m.m = (t[i] for t in stacked)
+        stacks[suffix] = stacked
+    model._quant_stacks = stacks
+
+
+def quantized_scheme(cfg: dict[str, Any]) -> Scheme | None:
+    """The scheme of a run's config, or None when the run is not quantised."""
+    sec = cfg.get(SECTION)
+    return None if sec is None else Scheme.from_config(sec)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    for root, _, files in os.walk(src):
+        target = dst / Path(root).relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for f in files:
+            try:
+                os.link(Path(root) / f, target / f)
+            except OSError:
+                shutil.copy2(Path(root) / f, target / f)
+
+
+def quantize_run(source: str | Path, out: str | Path, scheme: Scheme) -> Path:
+    """Quantise ``source`` into a new run directory ``out`` (see the module docstring)."""
+    import json
+
+    from lmlab.config import atomic_write_text, save_toml
+    from lmlab.run import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, load_run, save_tensors_atomic
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise LmlabError(f"{out} already exists; choose a new --out (nothing was overwritten)")
+    src_dir = Path(str(source))
+    if src_dir.is_dir() and (src_dir / CONFIG_FILE).is_file():
+        from lmlab.config import load_toml
+
+        if SECTION in load_toml(src_dir / CONFIG_FILE):
+            raise LmlabError(
+                f"{source} is already quantised; quantise its float source run instead"
+            )
+    run = load_run(source)
+    if SECTION in run.config:
+        raise LmlabError(f"{source} is already quantised; quantise its float source run instead")
+    tensors = quantize_tensors(run.model, scheme)
+    cfg = {k: v for k, v in run.config.items() if k != "chat"}
+    cfg[SECTION] = {**scheme.to_config(), "from": str(source)}
+    tmp = out.with_name(f".{out.name}.quantizing")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        save_toml(tmp / CONFIG_FILE, cfg)
+        run.tokenizer.save(tmp / TOKENIZER_FILE)
+        save_tensors_atomic(tensors, tmp / MODEL_FILE, {"format": "pt", "lmlab": "quantized"})
+        from lmlab.serve.chat_template import TEMPLATE_FILE
+
+        if src_dir.is_dir() and (src_dir / TEMPLATE_FILE).is_file():
+            shutil.copy2(src_dir / TEMPLATE_FILE, tmp / TEMPLATE_FILE)
+        elif "chat" in run.config:
+            text = json.dumps(run.config["chat"], ensure_ascii=False, indent=1)
+            atomic_write_text(tmp / TEMPLATE_FILE, text)
+        if src_dir.is_dir() and (src_dir / "data").is_dir():
+            _link_tree(src_dir / "data", tmp / "data")
+        size = (tmp / MODEL_FILE).stat().st_size
+        atomic_write_text(tmp / "card.md", _card(out.name, source, scheme, size, run.model))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    tmp.rename(out)
+    return out
+
+
+def _card(name: str, source, scheme: Scheme, size: int, model) -> str:
+    return "\n".join(
+        [
+            f"# Run card: {name}",
+            "",
+            f"- quantised from `{source}`: **{scheme.name}**"
+            + ("" if scheme.embeddings else " (token embedding kept in float)"),
+            f"- parameters: {model.num_params():,}; model.safetensors: {size / 1e6:.1f} MB",
+            "- weight-only: activations, the KV cache, norms and biases stay float32",
+            "- every command that takes --run computes with the quantised weights",
+            "",
+        ]
+    )
