@@ -13,20 +13,34 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (install Debian's chromium package)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        pg = browser.new_page()
-        pg.set_default_timeout(30_000)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server[0] + "/")
-        yield pg
+        yield browser
         browser.close()
-        assert not errors, errors
+
+
+def open_page(browser, url: str, key: str | None = None):
+    """A page at ``url`` (with the API key already stored if given) and its script errors."""
+    pg = browser.new_page()
+    pg.set_default_timeout(30_000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    if key:
+        pg.add_init_script(f"localStorage.setItem('lmlab-api-key', {json.dumps(key)})")
+    pg.goto(url)
+    return pg, errors
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg, errors = open_page(browser, server[0] + "/")
+    yield pg
+    pg.close()
+    assert not errors, errors
 
 
 @pytest.mark.slow
@@ -78,3 +92,146 @@ def test_playground_chat_and_neighbour_explorer(page) -> None:
     assert first.startswith("queen")
     page.click("#nn-results a >> text=queen")
     page.wait_for_function("document.querySelector('#nn-word').value === 'queen'")
+
+
+@pytest.mark.slow
+def test_playground_colours_tokens_by_probability_and_clears_stale_errors(page) -> None:
+    page.select_option("#model", "kn")  # an n-gram model: real, varied probabilities
+    page.click("#tab-complete")
+    page.fill("#prompt", "Shall I")
+    page.fill("#max_tokens", "40")
+    page.fill("#seed", "5")
+    page.click("#generate")
+    page.wait_for_selector("#generate:not([disabled])")
+    spans = page.eval_on_selector_all(
+        "#output .tok",
+        "els => els.map(e => [Number(e.dataset.p), getComputedStyle(e).backgroundColor])",
+    )
+    assert spans and all(0 <= p <= 1 for p, _ in spans)
+
+    # the colour follows the probability: from red (unlikely) to green (likely)
+    def greenness(css: str) -> int:
+        r, g, _ = (int(x) for x in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+        return g - r
+
+    ranked = sorted(spans)
+    assert ranked[-1][0] - ranked[0][0] > 0.3, ranked
+    assert greenness(ranked[-1][1]) - greenness(ranked[0][1]) > 60
+    shades = [greenness(c) for _, c in ranked]
+    assert all(b >= a - 2 for a, b in zip(shades, shades[1:], strict=False))
+    page.uncheck("#colour_tokens")
+    plain = page.eval_on_selector_all(
+        "#output .tok", "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert set(plain) == {"rgba(0, 0, 0, 0)"}
+    page.check("#colour_tokens")
+    # an error (max tokens above the server's cap of 64) clears on a tab change and a model change
+    page.fill("#max_tokens", "1000")
+    page.click("#generate")
+    page.wait_for_selector("#status.error")
+    assert "at most 64" in page.inner_text("#status")
+    page.click("#tab-chat")
+    assert page.inner_text("#status") == ""
+    page.click("#tab-complete")
+    page.click("#generate")
+    page.wait_for_selector("#status.error")
+    page.select_option("#model", "lstm")
+    assert page.inner_text("#status") == "" and not page.is_visible("#status.error")
+    page.fill("#max_tokens", "12")
+
+
+@pytest.mark.slow
+def test_playground_layout_fonts_and_favicon(page, server) -> None:
+    import httpx
+
+    page.select_option("#model", "tiny")
+    page.click("#tab-complete")
+    # the "ignore end of document" box sits at the start of its label, centred on its text
+    for box_id in ("ignore_eos", "colour_tokens"):
+        box = page.locator(f"#{box_id}").bounding_box()
+        text = page.locator(f"label:has(#{box_id}) span").bounding_box()
+        label = page.locator(f"label:has(#{box_id})").bounding_box()
+        assert abs((box["y"] + box["height"] / 2) - (text["y"] + text["height"] / 2)) <= 2
+        assert box["x"] - label["x"] <= 2 and 0 <= text["x"] - (box["x"] + box["width"]) <= 12
+    # CJK fallbacks in the font stacks
+    fonts = page.evaluate("[document.body, document.querySelector('#output')]"
+                          ".map(e => getComputedStyle(e).fontFamily)")  # fmt: skip
+    for f in fonts:
+        assert "Noto Sans CJK SC" in f and "PingFang SC" in f and "Microsoft YaHei" in f
+    # a favicon, linked and at /favicon.ico
+    href = page.get_attribute("link[rel=icon]", "href")
+    for path in (href, "/favicon.ico"):
+        r = httpx.get(server[0] + path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    # wide: sampling panel beside the prompt; 390 px: under it, as wide as the page allows
+    aside, panel = page.locator("#controls"), page.locator("#panel-complete")
+    assert aside.bounding_box()["x"] + aside.bounding_box()["width"] <= panel.bounding_box()["x"]
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        a, p = aside.bounding_box(), panel.bounding_box()
+        assert a["y"] >= p["y"] + p["height"] and abs(a["width"] - p["width"]) <= 2
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 720})
+
+
+@pytest.fixture(scope="module")
+def task_page(browser, task_server):
+    pg, errors = open_page(browser, task_server[0] + "/", API_KEY)
+    pg.wait_for_function("document.querySelectorAll('#model option').length === 4")
+    yield pg
+    pg.close()
+    assert not errors, errors
+
+
+@pytest.mark.slow
+def test_playground_classify_tab_shows_label_probabilities(task_page, task_server) -> None:
+    import httpx
+
+    page = task_page
+    page.select_option("#model", "sst")
+    assert page.is_visible("#panel-classify") and not page.is_visible("#controls")
+    assert page.is_disabled("#tab-complete") and "labels: 0, 1" in page.inner_text("#model-info")
+    text = "a gorgeous , witty , moving film"
+    page.fill("#cls-input", text)
+    page.select_option("#cls-explain", "occlusion")
+    page.click("#cls-go")
+    page.wait_for_selector("#cls-results tr >> nth=1")
+    rows = page.eval_on_selector_all(
+        "#cls-results tr", "rs => rs.map(r => [r.cells[0].textContent, r.cells[2].textContent, "
+        "r.querySelector('.bar').getBoundingClientRect().width])",
+    )  # fmt: skip
+    api = httpx.post(task_server[0] + "/v1/classify", json={"model": "sst", "input": text},
+                     headers={"Authorization": f"Bearer {API_KEY}"}).json()["data"][0]  # fmt: skip
+    want = sorted(api["probabilities"].items(), key=lambda kv: -kv[1])
+    assert [r[0] for r in rows] == [k for k, _ in want]
+    assert [r[1] for r in rows] == [f"{100 * v:.1f}%" for _, v in want]
+    assert rows[0][2] >= rows[1][2]  # the bars' lengths follow the probabilities
+    assert page.is_visible("#cls-explanation")
+    assert page.locator("#cls-explanation .expl").count() == len(text.split())
+
+
+@pytest.mark.slow
+def test_playground_answer_tab_highlights_the_span(task_page) -> None:
+    page = task_page
+    page.select_option("#model", "reader")
+    assert page.is_visible("#panel-qa")
+    context = "Rollo was a Viking. He founded Normandy in 911. His son was William Longsword."
+    page.fill("#qa-question", "Who was his son?")
+    page.fill("#qa-context", context)
+    page.click("#qa-go")
+    page.wait_for_selector("#qa-view mark.answer")
+    assert page.inner_text("#qa-view mark.answer") == "His son was William Longsword."
+    assert page.inner_text("#qa-view") == context
+    assert page.locator("#qa-answers tr").count() == 3
+    page.click("#qa-answers tr >> nth=1")  # another answer: highlighted instead
+    assert page.inner_text("#qa-view mark.answer") == page.inner_text(
+        "#qa-answers tr >> nth=1 >> td >> nth=0"
+    )
+    # an error from the server (empty question) shows, and clears when the model changes
+    page.fill("#qa-question", "")
+    page.click("#qa-go")
+    page.wait_for_selector("#status.error")
+    assert "empty" in page.inner_text("#status")
+    page.select_option("#model", "sst")
+    assert page.inner_text("#status") == ""

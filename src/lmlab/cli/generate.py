@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_arg(p)
     p.add_argument("--prompt", default="", help="text to continue (default: start a new document)")
     p.add_argument("--prompt-file", help="read the prompt from this UTF-8 file")
+    p.add_argument(
+        "--crop-prompt",
+        action="store_true",
+        help="keep the last tokens of a prompt longer than the model's context (default: refuse "
+        "it, as lmlab serve does)",
+    )
     p.add_argument("--device", default="cpu")
     add_sampling_args(p)
     p.set_defaults(func=run)
@@ -44,13 +50,21 @@ def run(args: argparse.Namespace) -> int:
         prompt = "".join(iter_file_text(Path(args.prompt_file)))
     params = sampling_from_args(args)
     run_ = load_run(args.run, args.device)
+    from lmlab.errors import LmlabError
+    from lmlab.generate.engine import prepare_prompt
+
+    try:  # over-long: refused, as the server refuses it, unless --crop-prompt
+        ids = prepare_prompt(run_.model, run_.tokenizer, prompt,
+                             "crop" if args.crop_prompt else "error")  # fmt: skip
+    except LmlabError as e:
+        raise LmlabError(f"{e}, or pass --crop-prompt to keep its last tokens") from None
     out = sys.stdout
     if params.n > 1:  # several samples: print each whole, one after the other
-        for i, c in enumerate(generate(run_.model, run_.tokenizer, prompt, params)):
+        for i, c in enumerate(generate(run_.model, run_.tokenizer, ids, params)):
             out.write(f"=== sample {i + 1} ({c.finish_reason}) ===\n{prompt}{c.text}\n")
         return 0
     out.write(prompt)
-    for ev in generate_stream(run_.model, run_.tokenizer, prompt, params, logprobs=False):
+    for ev in generate_stream(run_.model, run_.tokenizer, ids, params, logprobs=False):
         out.write(ev.text)
         out.flush()
     out.write("\n")

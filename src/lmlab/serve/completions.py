@@ -16,8 +16,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lmlab.errors import LmlabError
-from lmlab.generate.engine import TokenEvent
+from lmlab.generate.engine import TokenEvent, sample_text
 from lmlab.generate.sampling import SamplingParams
+from lmlab.serve.batcher import PromptScores
 from lmlab.serve.chat_template import fit_messages
 from lmlab.serve.errors import APIError
 from lmlab.serve.limits import ServeSettings
@@ -80,9 +81,26 @@ def sampling_params(body: _Sampling, max_new: int, extra_stops: list[str] = ()) 
         raise APIError(400, str(e), "invalid_value") from None
 
 
-def _cap(requested: int | None, served: ServedModel) -> int:
-    """``max_tokens`` capped by the model's limit (all of it when not given)."""
-    return served.max_tokens if requested is None else min(requested, served.max_tokens)
+def _max_new(body: _Sampling, served: ServedModel, *names: str) -> int:
+    """The request's ``max_tokens`` (the first of ``names`` it sets): the model's cap when
+    not given, and a 400 naming the cap when it asks for more (as OpenAI refuses a
+    ``max_tokens`` beyond the model's limit)."""
+    cap = served.max_tokens
+    for name in names:
+        value = getattr(body, name)
+        if name in body.model_fields_set and value is not None:
+            if value > cap:
+                raise APIError(
+                    400,
+                    f"{name} is too large: {value}. This server gives model {served.name!r} at "
+                    f"most {cap} new tokens per request (lmlab serve --max-tokens); ask for "
+                    f"{cap} or fewer",
+                    "invalid_value",
+                    name,
+                )
+            return value
+    default = getattr(body, names[0])  # a field's default (completions: 16), within the cap
+    return cap if default is None else min(default, cap)
 
 
 def _check_length(ids: list[int], served: ServedModel, settings: ServeSettings) -> list[int]:
@@ -112,6 +130,7 @@ def encode_prompts(prompt: Any, served: ServedModel, settings: ServeSettings) ->
     if len(items) > MAX_PROMPTS:
         raise APIError(400, f"at most {MAX_PROMPTS} prompts per request", "invalid_value", "prompt")
     out = []
+    bos = tok.bos_id if tok.add_bos else None
     for item in items:
         if isinstance(item, str):
             ids = tok.encode(item)
@@ -125,6 +144,8 @@ def encode_prompts(prompt: Any, served: ServedModel, settings: ServeSettings) ->
                     "invalid_value",
                     "prompt",
                 )
+        if bos is not None and (not ids or ids[0] != bos):
+            ids = [bos, *ids]  # as lmlab generate does (lmlab.generate.engine.prepare_prompt)
         out.append(_check_length(ids or [tok.eos_id], served, settings))
     return out
 
@@ -153,6 +174,30 @@ def completion_logprobs(tok, evs: list[TokenEvent], offset: int) -> dict[str, An
         offsets.append(offset)
         offset += len(ev.text)
     return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}
+
+
+def prompt_logprobs(tok, scores: PromptScores) -> dict[str, Any]:
+    """The echoed prompt's part of the completion logprobs, in OpenAI's shape: the first
+    token has no log-probability (nothing precedes it), the others theirs under the model.
+    ``text_offset`` counts characters of the prompt as the tokenizer decodes it."""
+    detok = sample_text(tok, SamplingParams(max_new_tokens=1, ignore_eos=True), [])
+    tokens, offsets, offset = [], [], 0
+    for i in scores.ids:
+        tokens.append(_piece(tok, i))
+        offsets.append(offset)
+        offset += len(detok.push(i)[0])
+    tops: list[dict[str, float] | None] = [None]
+    for alts in scores.top[1:]:
+        top: dict[str, float] = {}
+        for i, lp in alts:
+            top.setdefault(_piece(tok, i), lp)
+        tops.append(top)
+    return {"tokens": tokens, "token_logprobs": list(scores.logprobs), "top_logprobs": tops,
+            "text_offset": offsets}  # fmt: skip
+
+
+def join_logprobs(first: dict[str, Any] | None, then: dict[str, Any]) -> dict[str, Any]:
+    return then if first is None else {k: first[k] + then[k] for k in then}
 
 
 def chat_logprobs(tok, evs: list[TokenEvent]) -> dict[str, Any]:
@@ -193,11 +238,13 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         raise APIError(400, "best_of must equal n", "unsupported", "best_of")
     served, settings = _served(request, body.model)
     prompts = encode_prompts(body.prompt, served, settings)
-    params = sampling_params(body, _cap(body.max_tokens, served))
+    params = sampling_params(body, _max_new(body, served, "max_tokens"))
     tok, n = served.run.tokenizer, body.n
     top = body.logprobs or 0
     want_lp = body.logprobs is not None
-    events = token_events(served, prompts, params, settings.timeout_s, want_lp, top)
+    score = want_lp and body.echo  # echo + logprobs: the prompt's tokens are scored too
+    events = token_events(served, prompts, params, settings.timeout_s, want_lp, top, score)
+    prompt_lp: dict[int, dict[str, Any]] = {}
     cid, created = new_id("cmpl"), int(time.time())
     texts_in = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     echo = [
@@ -214,17 +261,23 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         evs: dict[int, list[TokenEvent]] = {}
         reasons: dict[int, str] = {}
         for k, ev in items:
+            if isinstance(ev, PromptScores):
+                prompt_lp[k] = prompt_logprobs(tok, ev)
+                continue
             c = choice(k, ev)
             texts.setdefault(c, [echo[k]]).append(ev.text)
             evs.setdefault(c, []).append(ev)
             if ev.finish_reason:
                 reasons[c] = ev.finish_reason
-        done = sum(1 for _, ev in items if ev.token_id >= 0)
+        done = sum(1 for _, ev in items if isinstance(ev, TokenEvent) and ev.token_id >= 0)
         choices = [
             {
                 "index": c,
                 "text": "".join(texts.get(c, [echo[c // n]])),
-                "logprobs": completion_logprobs(tok, evs.get(c, []), len(echo[c // n]))
+                "logprobs": join_logprobs(
+                    prompt_lp.get(c // n),
+                    completion_logprobs(tok, evs.get(c, []), len(echo[c // n])),
+                )
                 if want_lp
                 else None,
                 "finish_reason": reasons.get(c, "length"),
@@ -245,15 +298,21 @@ async def completions(body: CompletionRequest, request: Request) -> Any:
         base = {"id": cid, "object": "text_completion", "created": created, "model": served.name}
         try:
             async for k, ev in events:
+                if isinstance(ev, PromptScores):
+                    prompt_lp[k] = prompt_logprobs(tok, ev)
+                    continue
                 c = choice(k, ev)
                 done += ev.token_id >= 0
                 finished += ev.finish_reason is not None
-                text = ev.text
-                if not started[c]:
+                text, first = ev.text, not started[c]
+                if first:
                     started[c], text = True, echo[k] + text
                 if not text and not ev.finish_reason and not want_lp:
                     continue
-                lp = completion_logprobs(tok, [ev], offsets[c]) if want_lp else None
+                lp = None
+                if want_lp:
+                    lp = completion_logprobs(tok, [ev], offsets[c] + len(echo[k]) * first)
+                    lp = join_logprobs(prompt_lp.get(k) if first else None, lp)
                 offsets[c] += len(text)
                 ch = {"index": c, "text": text, "logprobs": lp, "finish_reason": ev.finish_reason}
                 out = {**base, "choices": [ch]}
@@ -286,10 +345,9 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
         served.max_prompt_tokens(settings.max_prompt_tokens),
     )
     prompts = [_check_length(tok.encode(prompt) or [tok.eos_id], served, settings)]
-    requested = (
-        body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+    params = sampling_params(
+        body, _max_new(body, served, "max_completion_tokens", "max_tokens"), template.stop
     )
-    params = sampling_params(body, _cap(requested, served), template.stop)
     top = body.top_logprobs or 0
     want_lp = body.logprobs or top > 0
     events = token_events(served, prompts, params, settings.timeout_s, want_lp, top)

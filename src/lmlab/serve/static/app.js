@@ -71,13 +71,17 @@ async function loadModels() {
   for (const m of state.models) {
     const opt = document.createElement("option");
     opt.value = m.id;
-    opt.textContent = m.id + (m.kind === "embeddings" ? " (word vectors)" : "");
+    opt.textContent = m.id + (KIND_LABELS[m.kind] ? ` (${KIND_LABELS[m.kind]})` : "");
     sel.appendChild(opt);
   }
   if (state.models.some((m) => m.id === previous)) sel.value = previous;
   setStatus("");
   onModelChange();
 }
+
+const KIND_LABELS = { embeddings: "word vectors", classify: "classifier", qa: "question answering" };
+// the tabs each kind of model can use; the first is where a model change lands
+const KIND_TABS = { lm: ["complete", "chat"], embeddings: ["explore"], classify: ["classify"], qa: ["qa"] };
 
 function currentModel() {
   return state.models.find((m) => m.id === $("model").value);
@@ -86,16 +90,18 @@ function currentModel() {
 function onModelChange() {
   const m = currentModel();
   if (!m) return;
-  const info = m.kind === "embeddings"
-    ? `word vectors, ${m.vocab_size.toLocaleString()} words`
-    : `${m.family}, ${m.params.toLocaleString()} parameters, context ${m.context_length ?? "unbounded"}`;
+  const params = m.params != null ? `${m.params.toLocaleString()} parameters` : "";
+  let info;
+  if (m.kind === "embeddings") info = `word vectors, ${m.vocab_size.toLocaleString()} words`;
+  else if (m.kind === "classify") info = `${m.family} classifier, ${params}; labels: ${m.labels.join(", ")}`;
+  else if (m.kind === "qa") info = `question answering (${m.family}), ${params}`;
+  else info = `${m.family}, ${params}, context ${m.context_length ?? "unbounded"}, at most ${m.max_tokens} new tokens`;
   $("model-info").textContent = info;
   if (m.kind === "lm" && m.max_tokens) $("max_tokens").max = m.max_tokens;
-  const embeddings = m.kind === "embeddings";
-  $("tab-complete").disabled = embeddings;
-  $("tab-chat").disabled = embeddings;
-  if (embeddings) showTab("explore");
-  else if (document.querySelector(".tab.active").dataset.tab === "explore") showTab("complete");
+  const allowed = KIND_TABS[m.kind] || ["complete"];
+  for (const t of document.querySelectorAll(".tab")) t.disabled = !allowed.includes(t.dataset.tab);
+  const active = document.querySelector(".tab.active").dataset.tab;
+  showTab(allowed.includes(active) ? active : allowed[0]);  // also clears a stale error
 }
 
 // ---- sampling controls ---------------------------------------------------------------------
@@ -121,7 +127,20 @@ function samplingBody() {
   return body;
 }
 
-// ---- tokens with probabilities --------------------------------------------------------------
+// ---- tokens with probabilities ---
+// A token's colour says how probable the model found it: red (unlikely) through yellow to
+// green (near certain). The "colour tokens by probability" box turns the colours off.
+function probColour(p) {
+  const hue = Math.round(120 * Math.max(0, Math.min(1, p)));
+  return `hsl(${hue}, 70%, 84%)`;
+}
+
+function setColouring(on) {
+  document.body.classList.toggle("plain-tokens", !on);
+  localStorage.setItem("lmlab-colour-tokens", on ? "1" : "0");
+}
+
+// --------------------------------------------------------------
 // A TokenView renders streamed text as spans, one per chunk, each carrying the probability
 // of its token(s) and the alternatives; tokens whose text is held back (a possible stop
 // string, half a character) join the next span.
@@ -137,7 +156,8 @@ class TokenView {
     if (this.pending.length) {
       span._infos = this.pending;
       const p = Math.exp(this.pending[this.pending.length - 1].logprob);
-      span.style.background = `rgba(47, 93, 138, ${(0.35 * (1 - p)).toFixed(3)})`;
+      span.dataset.p = p.toFixed(4);
+      span.style.background = probColour(p);
     }
     this.pending = [];
     this.container.appendChild(span);
@@ -306,6 +326,123 @@ async function explore(wordOverride) {
   }
 }
 
+// ---- classification and question answering ------------------------------------------------------
+async function postJSON(path, body) {
+  const resp = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body) });
+  if (!resp.ok) {
+    if (resp.status === 401) $("key-box").classList.remove("hidden");
+    throw new Error(await errorText(resp));
+  }
+  return resp.json();
+}
+
+function barRow(tbody, name, p, best) {
+  const tr = tbody.insertRow();
+  if (best) tr.className = "best";
+  tr.insertCell().textContent = name;
+  const bar = document.createElement("span");
+  bar.className = "bar";
+  bar.style.width = Math.max(1, Math.round(p * 240)) + "px";
+  tr.insertCell().appendChild(bar);
+  const pct = tr.insertCell();
+  pct.className = "pct";
+  pct.textContent = (100 * p).toFixed(1) + "%";
+  return tr;
+}
+
+async function classifyText() {
+  const m = currentModel();
+  const text = $("cls-input").value;
+  const tbody = $("cls-results").tBodies[0];
+  tbody.innerHTML = "";
+  $("cls-explanation").classList.add("hidden");
+  if (!m || m.kind !== "classify") { setStatus("choose a classification run first", true); return; }
+  const body = { model: m.id, input: text };
+  if ($("cls-explain").value) body.explain = $("cls-explain").value;
+  const t0 = performance.now();
+  await busy($("cls-go"), async () => {
+    const item = (await postJSON("/v1/classify", body)).data[0];
+    const rows = Object.entries(item.probabilities).sort((a, b) => b[1] - a[1]);
+    for (const [name, p] of rows) barRow(tbody, name, p, name === item.label);
+    $("cls-stats").textContent = `${item.num_tokens} tokens${item.truncated ? ` (the first ${m.max_len} read)` : ""}, ` +
+      `${((performance.now() - t0) / 1000).toFixed(2)} s`;
+    if (item.explanation) showExplanation(item.explanation);
+  });
+}
+
+// tokens shaded by their score: green pushed towards the label, red away from it
+function showExplanation(ex) {
+  const box = $("cls-explanation");
+  box.innerHTML = "";
+  const note = document.createElement("div");
+  note.className = "muted small";
+  note.textContent = `${ex.method === "grad" ? "gradient × input" : "occlusion"} for "${ex.label}": green pushed towards it, red away`;
+  box.appendChild(note);
+  const top = Math.max(1e-9, ...ex.tokens.map(([, s]) => Math.abs(s)));
+  ex.tokens.forEach(([tok, score], i) => {
+    if (i) box.appendChild(document.createTextNode(" "));
+    const span = document.createElement("span");
+    span.className = "expl";
+    span.textContent = tok;
+    span.title = score.toFixed(4);
+    const a = (0.55 * Math.abs(score) / top).toFixed(3);
+    span.style.background = score >= 0 ? `rgba(46, 160, 67, ${a})` : `rgba(207, 34, 46, ${a})`;
+    box.appendChild(span);
+  });
+  box.classList.remove("hidden");
+}
+
+async function answerQuestion() {
+  const m = currentModel();
+  const tbody = $("qa-answers").tBodies[0];
+  tbody.innerHTML = "";
+  $("qa-view").classList.add("hidden");
+  if (!m || m.kind !== "qa") { setStatus("choose a question-answering run first", true); return; }
+  const context = $("qa-context").value;
+  const body = { model: m.id, question: $("qa-question").value, context, top: num("qa-top") || 1 };
+  const t0 = performance.now();
+  await busy($("qa-go"), async () => {
+    const answers = (await postJSON("/v1/qa", body)).answers;
+    answers.forEach((a, i) => {
+      const tr = barRow(tbody, a.text, Math.max(0, Math.min(1, a.score)), i === 0);
+      tr.cells[2].textContent = a.score.toFixed(3);
+      tr.classList.add("clickable");
+      tr.title = `characters ${a.start}–${a.end}; click to show it in the passage`;
+      tr.addEventListener("click", () => showAnswer(context, a, tr));
+    });
+    $("qa-stats").textContent = `${answers.length} answer${answers.length === 1 ? "" : "s"}, ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+    if (answers.length) showAnswer(context, answers[0], tbody.rows[0]);
+  });
+}
+
+// the passage with the answer's characters [start, end) highlighted
+function showAnswer(context, a, row) {
+  for (const r of $("qa-answers").tBodies[0].rows) r.classList.toggle("selected", r === row);
+  const view = $("qa-view");
+  view.innerHTML = "";
+  view.appendChild(document.createTextNode(context.slice(0, a.start)));
+  const mark = document.createElement("mark");
+  mark.className = "answer";
+  mark.textContent = context.slice(a.start, a.end);
+  view.appendChild(mark);
+  view.appendChild(document.createTextNode(context.slice(a.end)));
+  view.classList.remove("hidden");
+  mark.scrollIntoView({ block: "nearest" });
+}
+
+async function busy(button, fn) {
+  button.disabled = true;
+  setStatus("working…");
+  try {
+    await fn();
+    setStatus("");
+  } catch (e) {
+    setStatus(e.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---- plumbing -----------------------------------------------------------------------------------
 async function run(which, fn) {
   const go = which === "chat" ? $("chat-send") : $("generate");
@@ -330,7 +467,8 @@ async function run(which, fn) {
 function showTab(name) {
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.tab === name);
   for (const p of document.querySelectorAll(".panel")) p.classList.toggle("hidden", p.id !== "panel-" + name);
-  $("controls").classList.toggle("hidden", name === "explore");
+  $("controls").classList.toggle("hidden", name !== "complete" && name !== "chat");
+  if ($("status").classList.contains("error")) setStatus("");  // an error belongs to where it happened
 }
 
 function init() {
@@ -350,6 +488,16 @@ function init() {
   });
   $("chat-reset").addEventListener("click", () => { state.chat = []; $("chat-log").innerHTML = ""; });
   $("nn-go").addEventListener("click", () => explore());
+  $("cls-go").addEventListener("click", classifyText);
+  $("cls-input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) classifyText();
+  });
+  $("qa-go").addEventListener("click", answerQuestion);
+  $("qa-question").addEventListener("keydown", (e) => { if (e.key === "Enter") answerQuestion(); });
+  const colour = localStorage.getItem("lmlab-colour-tokens") !== "0";
+  $("colour_tokens").checked = colour;
+  setColouring(colour);
+  $("colour_tokens").addEventListener("change", () => setColouring($("colour_tokens").checked));
   $("nn-word").addEventListener("keydown", (e) => { if (e.key === "Enter") explore(); });
   $("prompt").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) generate();
