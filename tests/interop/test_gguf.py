@@ -67,7 +67,10 @@ def test_export_keeps_the_chat_template(tmp_path: Path) -> None:
         a.path, a.config
     ).render(msgs)
     assert b.tokenizer.eos_id == a.tokenizer.eos_id
-    assert b.tokenizer.encode("<|im_start|>user\nHi") == a.tokenizer.encode("<|im_start|>user\nHi")
+    marked = "<|im_start|>user\nHi"  # the marker as a template writes it: still one special
+    assert b.tokenizer.encode_with_specials(marked) == a.tokenizer.encode_with_specials(marked)
+    assert b.tokenizer.encode_with_specials(marked)[0] == b.tokenizer.special_tokens["<|im_start|>"]
+    assert b.tokenizer.encode(marked) == a.tokenizer.encode(marked)
 
 
 # -- the built-in model ------------------------------------------------------------------
@@ -94,15 +97,17 @@ def test_smollm2_is_read_as_the_issue_describes(smollm2) -> None:
 
 def test_smollm2_answers_through_its_chat_template(smollm2) -> None:
     from lmlab.generate import SamplingParams, generate
-    from lmlab.serve.chat_template import load_chat_template
+    from lmlab.serve.chat_template import encode_chat, load_chat_template
 
     template = load_chat_template(smollm2.path, smollm2.config)
-    prompt = template.render([{"role": "user", "content": "What is the capital of France?"}])
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = template.render(messages)
     assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
     assert prompt.endswith("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
                            "<|im_start|>assistant\n")  # fmt: skip
+    ids = encode_chat(template, messages, smollm2.tokenizer)  # its markers as special ids
     out = generate(
-        smollm2.model, smollm2.tokenizer, prompt, SamplingParams(max_new_tokens=30, temperature=0)
+        smollm2.model, smollm2.tokenizer, ids, SamplingParams(max_new_tokens=30, temperature=0)
     )[0]
     assert "Paris" in out.text
     assert out.finish_reason == "stop" and "<|im_end|>" not in out.text

@@ -185,12 +185,12 @@ def test_greedy_generation_equals_transformers(lm, hf, k: int) -> None:
 
 @pytest.mark.parametrize("k", range(len(CHATS)))
 def test_chat_template_and_greedy_reply_equal_transformers(lm, hf, k: int) -> None:
-    from lmlab.serve.chat_template import load_chat_template
+    from lmlab.serve.chat_template import encode_chat, load_chat_template
 
     model, tok = hf
     template = load_chat_template(lm.path, lm.config)
     text = template.render(CHATS[k])
     assert text == tok.apply_chat_template(CHATS[k], tokenize=False, add_generation_prompt=True)
-    prompt_ids, new_ids = _lmlab_greedy(lm, text)
+    prompt_ids, new_ids = _lmlab_greedy(lm, encode_chat(template, CHATS[k], lm.tokenizer))
     assert prompt_ids == tok(text, add_special_tokens=False).input_ids
     _greedy_agrees(model, prompt_ids, new_ids)

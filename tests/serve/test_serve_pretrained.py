@@ -39,6 +39,8 @@ def test_chat_endpoint_uses_the_models_template(smollm2_server) -> None:
     assert "Paris" in reply["message"]["content"]
     assert reply["finish_reason"] == "stop" and "<|im_end|>" not in reply["message"]["content"]
     tok = served.run.tokenizer
-    assert body["usage"]["prompt_tokens"] == len(tok.encode(prompt))
+    from lmlab.serve.chat_template import encode_chat  # markers as specials, content as text
+
+    assert body["usage"]["prompt_tokens"] == len(encode_chat(served.template, messages, tok))
     models = httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}).json()
     assert [m["id"] for m in models["data"]] == ["smollm2"]

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from lmlab.errors import LmlabError
     from lmlab.generate import generate_stream
     from lmlab.run import load_run
-    from lmlab.serve.chat_template import fit_messages, load_chat_template
+    from lmlab.serve.chat_template import fit_chat, load_chat_template
     from lmlab.serve.stream import Trim
 
     one_line_warnings()
@@ -142,9 +142,7 @@ def run(args: argparse.Namespace) -> int:
         history.append({"role": "user", "content": line})
         messages = ([{"role": "system", "content": system}] if system else []) + history
         try:
-            prompt, dropped = fit_messages(
-                template, messages, lambda s: len(tok.encode(s)), ctx - 1 if ctx else None
-            )
+            prompt, dropped = fit_chat(template, messages, tok, ctx - 1 if ctx else None)
         except LmlabError as e:
             history.pop()
             print(f"(error: {e})", file=out)

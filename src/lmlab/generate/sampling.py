@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +24,10 @@ class SamplingParams:
     ignore_eos: bool = False  # go on past the end-of-document token instead of stopping
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):  # NaN passes every comparison below
+                raise LmlabError(f"{name} must be a finite number, got {v}")
         if self.max_new_tokens < 0:
             raise LmlabError("max_new_tokens must be >= 0")
         if self.temperature < 0:

@@ -62,11 +62,34 @@ class ChatTemplate:
 
     def render(self, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """The prompt text for ``messages`` (dicts with ``role`` and ``content``)."""
+        return self.render_spans(messages, add_generation_prompt)[0]
+
+    def render_spans(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> tuple[str, list[tuple[int, int] | None]]:
+        """The prompt text and, per message, the character span its content fills (None if
+        a Jinja template rewrote the content so that it cannot be found). Special-token
+        strings inside those spans are the user's text, never markers (:func:`encode_chat`)."""
         if self.jinja:
-            return _render_jinja(self, messages, add_generation_prompt)
+            return _render_jinja_spans(self, messages, add_generation_prompt)
         parts = [self.prefix]
+        spans: list[tuple[int, int] | None] = []
+        at = len(self.prefix)
+
+        def fill(pattern: str, content: str) -> tuple[int, int]:
+            nonlocal at
+            pieces = pattern.split("{content}")
+            start = at + len(pieces[0])
+            for k, piece in enumerate(pieces):
+                if k:
+                    parts.append(content)
+                    at += len(content)
+                parts.append(piece)
+                at += len(piece)
+            return start, start + len(content)
+
         if self.default_system and not any(m["role"] == "system" for m in messages):
-            parts.append(self.system.replace("{content}", self.default_system))
+            fill(self.system, self.default_system)
         for m in messages:
             role = m["role"]
             if role == "developer":  # OpenAI's newer name for the system role
@@ -75,10 +98,10 @@ class ChatTemplate:
                 raise LmlabError(
                     f"chat role {m['role']!r} is not supported; use system, user or assistant"
                 )
-            parts.append(getattr(self, role).replace("{content}", m.get("content") or ""))
+            spans.append(fill(getattr(self, role), m.get("content") or ""))
         if add_generation_prompt:
             parts.append(self.generation_prompt)
-        return "".join(parts)
+        return "".join(parts), spans
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +153,74 @@ def _render_jinja(t: ChatTemplate, messages: list[dict[str, str]], add_generatio
         raise LmlabError(f"the chat template failed on this conversation ({e})") from None
 
 
+_MARK = "\ue000{}\ue001"  # private-use characters standing for a message's content
+
+
+def _render_jinja_spans(
+    t: ChatTemplate, messages: list[dict[str, str]], add_generation_prompt: bool
+) -> tuple[str, list[tuple[int, int] | None]]:
+    """Render, and find each message's content in the result: first by rendering with
+    placeholders (exact when the template copies content as it is), else by searching the
+    rendered text in message order."""
+    text = _render_jinja(t, messages, add_generation_prompt)
+    contents = [m.get("content") or "" for m in messages]
+    marks = [_MARK.format(i) for i in range(len(messages))]
+    marked = _render_jinja(
+        t,
+        [{**m, "content": k} for k, m in zip(marks, messages, strict=True)],
+        add_generation_prompt,
+    )
+    if all(marked.count(k) == 1 for k in marks):
+        out: list[str] = []
+        spans: list[tuple[int, int] | None] = [None] * len(marks)
+        pos = length = 0
+        for i in sorted(range(len(marks)), key=lambda i: marked.find(marks[i])):
+            k = marked.find(marks[i])
+            out += [marked[pos:k], contents[i]]
+            length += k - pos
+            spans[i] = (length, length + len(contents[i]))
+            length += len(contents[i])
+            pos = k + len(marks[i])
+        if "".join(out) + marked[pos:] == text:
+            return text, spans
+    spans, at = [], 0
+    for c in contents:  # the template rewrote something: search in order
+        k = text.find(c, at) if c else -1
+        spans.append((k, k + len(c)) if k >= 0 else None)
+        at = k + len(c) if k >= 0 else at
+    return text, spans
+
+
+def encode_chat(
+    template: ChatTemplate,
+    messages: list[dict[str, str]],
+    tokenizer,
+    add_generation_prompt: bool = True,
+) -> list[int]:
+    """Token ids of a conversation: the template's own markers (``<|im_start|>``...) become
+    special ids, while every message's content is ordinary text, so a user who types
+    ``<|im_end|>`` or ``<eos>`` cannot end a turn or a document."""
+    text, spans = template.render_spans(messages, add_generation_prompt)
+    specials = tokenizer.special_texts
+    for m, span in zip(messages, spans, strict=True):
+        content = m.get("content") or ""
+        if span is None and any(s in content for s in specials):
+            raise LmlabError(
+                "a message contains special-token text that this chat template rewrites, so it "
+                "cannot be kept apart from the template's markers; remove it from the message"
+            )
+    return tokenizer.encode_with_specials(text, [s for s in spans if s is not None])
+
+
+def fit_chat(
+    template: ChatTemplate, messages: list[dict[str, str]], tokenizer, max_tokens: int | None
+) -> tuple[list[int], int]:
+    """:func:`fit_messages` on token ids from :func:`encode_chat`: (ids, turns dropped)."""
+    return fit_messages(
+        template, messages, None, max_tokens, encode=lambda ms: encode_chat(template, ms, tokenizer)
+    )
+
+
 def jinja_template(source: str, bos_token: str = "", eos_token: str = "") -> ChatTemplate:
     """A pretrained model's template: Jinja2 source; replies end at its end-of-turn token."""
     return ChatTemplate(jinja=source, bos_token=bos_token, eos_token=eos_token, stop=[])
@@ -168,20 +259,23 @@ def fit_messages(
     messages: list[dict[str, str]],
     count_tokens,
     max_tokens: int | None,
-) -> tuple[str, int]:
+    encode=None,
+):
     """Render ``messages``, dropping the oldest non-system turns until the prompt has at most
     ``max_tokens`` tokens (a multi-turn chat outgrowing a small context keeps its latest
-    turns). Returns (prompt, turns dropped); an error if even the last turn does not fit."""
+    turns). Returns (prompt, turns dropped), the prompt as ids if ``encode(messages)`` is
+    given (see :func:`fit_chat`); an error if even the last turn does not fit."""
     msgs = list(messages)
     dropped = 0
     while True:
-        prompt = template.render(msgs)
-        if max_tokens is None or count_tokens(prompt) <= max_tokens:
+        prompt = template.render(msgs) if encode is None else encode(msgs)
+        n = count_tokens(prompt) if encode is None else len(prompt)
+        if max_tokens is None or n <= max_tokens:
             return prompt, dropped
         removable = [i for i, m in enumerate(msgs) if m["role"] not in ("system", "developer")]
         if len(removable) <= 1:
             raise LmlabError(
-                f"the chat prompt has {count_tokens(prompt)} tokens but the model takes at most "
+                f"the chat prompt has {n} tokens but the model takes at most "
                 f"{max_tokens}; send a shorter message"
             )
         del msgs[removable[0]]

@@ -19,7 +19,7 @@ from lmlab.errors import LmlabError
 from lmlab.generate.engine import TokenEvent, sample_text
 from lmlab.generate.sampling import SamplingParams
 from lmlab.serve.batcher import PromptScores
-from lmlab.serve.chat_template import fit_messages
+from lmlab.serve.chat_template import fit_chat
 from lmlab.serve.errors import APIError
 from lmlab.serve.limits import ServeSettings
 from lmlab.serve.registry import ServedModel
@@ -338,13 +338,10 @@ async def chat_completions(body: ChatRequest, request: Request) -> Any:
     served, settings = _served(request, body.model)
     tok, template, n = served.run.tokenizer, served.template, body.n
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-    prompt, _ = fit_messages(
-        template,
-        messages,
-        lambda s: len(tok.encode(s)),
-        served.max_prompt_tokens(settings.max_prompt_tokens),
+    ids, _ = fit_chat(  # the template's markers are specials, the messages plain text
+        template, messages, tok, served.max_prompt_tokens(settings.max_prompt_tokens)
     )
-    prompts = [_check_length(tok.encode(prompt) or [tok.eos_id], served, settings)]
+    prompts = [_check_length(ids or [tok.eos_id], served, settings)]
     params = sampling_params(
         body, _max_new(body, served, "max_completion_tokens", "max_tokens"), template.stop
     )

@@ -1,13 +1,21 @@
 """The one tokenizer interface every model and command uses.
 
 A tokenizer maps text to integer ids and back, lists its special tokens, and saves itself
-as JSON (never a pickle). Concrete kinds: ``char``, ``word``, ``bpe``.
+as JSON (never a pickle). Concrete kinds: ``char``, ``word``, ``bpe``, ``hf``.
+
+Special tokens never come from text: ``encode`` reads a literal ``<eos>`` (or
+``<|im_end|>``) in a corpus, a prompt or a request as ordinary characters. They enter only
+through the APIs that mean them: code that adds ``eos_id``/``bos_id`` itself, and
+:meth:`Tokenizer.encode_with_specials` for text the program wrote (a chat template's role
+markers), which keeps the spans of user text in it ordinary.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +49,46 @@ class Tokenizer(ABC):
         """Special token strings and their ids (always includes ``<eos>``)."""
 
     @abstractmethod
-    def encode(self, text: str) -> list[int]: ...
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``, all of it ordinary text: special-token strings in it are spelled
+        like any other characters, never turned into special ids."""
+
+    @property
+    def special_texts(self) -> dict[str, int]:
+        """Special tokens as a program writes them in text (a chat template's markers) and
+        their ids; only :meth:`encode_with_specials` reads these strings as specials."""
+        return self.special_tokens
+
+    def encode_with_specials(self, text: str, plain: Sequence[tuple[int, int]] = ()) -> list[int]:
+        """Ids of ``text`` written by the program itself (a rendered chat template): its
+        special-token strings become their ids, except inside the ``plain`` character spans
+        (the messages' content), which stay ordinary text. The text between two specials is
+        encoded as one piece, so the ids are those the model was trained with."""
+        specials = self.special_texts
+        if not specials:
+            return self.encode(text)
+        pattern = re.compile(
+            "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
+        )
+        cuts: list[tuple[int, int, int]] = []
+        pos = 0
+        for a, b in [*sorted(plain), (len(text), len(text))]:
+            if a > pos:  # only the program's own text, between the plain spans
+                cuts += [
+                    (m.start(), m.end(), specials[m.group()])
+                    for m in pattern.finditer(text, pos, a)
+                ]
+            pos = max(pos, b)
+        ids: list[int] = []
+        at = 0
+        for start, end, i in cuts:
+            if start > at:
+                ids += self.encode(text[at:start])
+            ids.append(i)
+            at = end
+        if at < len(text):
+            ids += self.encode(text[at:])
+        return ids
 
     @abstractmethod
     def decode(self, ids: Any) -> str: ...

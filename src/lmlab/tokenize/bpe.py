@@ -1,6 +1,8 @@
 """Byte-level BPE (as in GPT-2), trained and run by Hugging Face ``tokenizers``.
 
 Byte-level pre-tokenisation means every string, Chinese and emoji included, round-trips.
+``encode`` reads special-token strings as ordinary text (``tokenizers``'
+``encode_special_tokens``); see :meth:`Tokenizer.encode_with_specials` for the way in.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class BPETokenizer(Tokenizer):
 
     def __init__(self, hf: HFTokenizer) -> None:
         self.hf = hf
+        hf.encode_special_tokens = True  # "<eos>" in text is text, not the special id
         self._specials = {EOS: hf.token_to_id(EOS)}
 
     @classmethod

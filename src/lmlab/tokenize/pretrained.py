@@ -34,6 +34,7 @@ class PretrainedTokenizer(BPETokenizer):
         gguf_pre: str | None = None,
     ) -> None:
         self.hf = hf
+        hf.encode_special_tokens = True  # "<|im_end|>" in text is text (see encode)
         self.gguf_pre = gguf_pre  # llama.cpp's name for the pre-tokenizer, kept for export
         self.eos_token, self.bos_token, self.add_bos = eos_token, bos_token, add_bos
         eos = hf.token_to_id(eos_token)
@@ -43,13 +44,22 @@ class PretrainedTokenizer(BPETokenizer):
         self._bos = hf.token_to_id(bos_token) if bos_token else None
         self.end_tokens = [t for t in (end_tokens or []) if hf.token_to_id(t) is not None]
         self._specials = {EOS: eos}
+        self._texts: dict[str, int] = {}
         for added in hf.get_added_tokens_decoder().values():
             if added.special:
-                self._specials[added.content] = hf.token_to_id(added.content)
+                self._specials[added.content] = self._texts[added.content] = hf.token_to_id(
+                    added.content
+                )
 
     @property
     def special_tokens(self) -> dict[str, int]:
         return dict(self._specials)
+
+    @property
+    def special_texts(self) -> dict[str, int]:
+        """The model's own special strings (``<|im_start|>``...), without lmlab's ``<eos>``
+        alias: a template writes the model's markers."""
+        return dict(self._texts)
 
     @property
     def bos_id(self) -> int | None:
@@ -61,8 +71,10 @@ class PretrainedTokenizer(BPETokenizer):
         return {self._eos, *(self.hf.token_to_id(t) for t in self.end_tokens)}
 
     def encode(self, text: str) -> list[int]:
-        """Ids of ``text`` (special-token strings in it become their ids, as in
-        ``transformers``); no BOS: callers that start a sequence add :attr:`bos_id`."""
+        """Ids of ``text`` as ordinary text: a ``<|im_end|>`` in a prompt is spelled, not the
+        end-of-turn id (``transformers``' ``split_special_tokens=True``). A chat template's
+        markers go through :meth:`encode_with_specials`; no BOS: callers that start a
+        sequence add :attr:`bos_id`."""
         return super().encode(text)
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 ``\\w+|[^\\w\\s]`` splits English; any word that contains Chinese characters is cut further
 by jieba. The vocabulary keeps the most frequent ``max_vocab`` words; the rest become
 ``<unk>``, as does a literal ``<unk>`` in the text (one unknown word, as WikiText means it).
+A literal ``<eos>`` is ordinary text (``<`` ``eos`` ``>``; in pre-tokenised text, where
+``<eos>`` ends each line, the word is unknown), never the end-of-document id.
 Decoding re-joins words with spaces where English would have them.
 """
 
@@ -44,7 +46,8 @@ def split_whitespace(text: str) -> Iterator[str]:
     if lines and lines[-1] == "":
         lines.pop()
     for line in lines:
-        yield from line.split()
+        for w in line.split():  # a literal "<eos>" is a word no vocabulary holds, not a line end
+            yield UNK if w == EOS else w
         yield EOS
 
 

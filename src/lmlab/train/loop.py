@@ -90,9 +90,34 @@ class _StopRequest:
             signal.signal(sig, old)
 
 
+def _finite_or_none(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line; a non-finite number is written as null (JSON has no NaN)."""
+    clean = {k: _finite_or_none(v) for k, v in record.items()}
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+        f.write(json.dumps(clean, allow_nan=False) + "\n")
+
+
+def _weights_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
+
+
+def diverged_message(
+    what: str, step: int, last_saved: int | None, cfg: TrainConfig, run_dir: Path
+) -> str:
+    """The one-line error of a run whose loss or weights stopped being finite."""
+    kept = (
+        f"the checkpoint of step {last_saved} in {run_dir} is kept"
+        if last_saved
+        else "no checkpoint was saved"
+    )
+    return (
+        f"training diverged: {what} at step {step}; stopped without saving it ({kept}). "
+        f"Start again with a lower --lr (now {cfg.lr:g}), a longer warm-up or --precision fp32"
+    )
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -199,6 +224,18 @@ def train(
             f.write(f"--- step {step} ---\n{out}\n")
         model.train()
 
+    last_saved = start if resume else None
+
+    def checked_save(step: int) -> None:
+        """A checkpoint, unless the weights hold NaN/Inf (the last good one is kept)."""
+        nonlocal last_saved
+        if not _weights_finite(model):
+            raise LmlabError(
+                diverged_message("the weights became NaN/Inf", step, last_saved, cfg, run_dir)
+            )
+        save_checkpoint(run_dir, model, opt, step, rng, weights=weights)
+        last_saved = step
+
     model.train()
     t0 = time.perf_counter()
     last_t, last_step = t0, start
@@ -249,12 +286,24 @@ def train(
                         )
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.item()
+            train_loss = ddp.all_mean(loss_sum / cfg.grad_accum, dist)
+            if not math.isfinite(train_loss):  # stop before the step spoils the weights
+                raise LmlabError(
+                    diverged_message(
+                        f"the loss became {train_loss}", step + 1, last_saved, cfg, run_dir
+                    )
+                )
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+                if not math.isfinite(norm):
+                    raise LmlabError(
+                        diverged_message(
+                            f"the gradient norm became {norm}", step + 1, last_saved, cfg, run_dir
+                        )
+                    )
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            train_loss = ddp.all_mean(loss_sum / cfg.grad_accum, dist)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 now = time.perf_counter()
                 tps = (step - last_step) * tokens_per_step / max(now - last_t, 1e-9)
@@ -284,7 +333,7 @@ def train(
             asked = stop.requested or (should_stop is not None and should_stop(step))
             stopping = ddp.broadcast_flag(asked or timed_out, dist)
             if (step % cfg.checkpoint_every == 0 or stopping) and step < cfg.steps and dist.is_main:
-                save_checkpoint(run_dir, model, opt, step, rng, weights=weights)
+                checked_save(step)
             if stopping:
                 result.interrupted = asked
                 break
@@ -296,7 +345,7 @@ def train(
         return result
     final = evaluate(step)
     if dist.is_main:
-        save_checkpoint(run_dir, model, opt, step, rng, weights=weights)
+        checked_save(step)
         sample(step)
     result.final = final
     return result
