@@ -79,8 +79,9 @@ def test_serve_refuses_a_missing_or_corrupt_run(tmp_path, serve_runs, capsys) ->
     assert "--prefill-chunk must be 0 or more" in capsys.readouterr().err
 
 
-def test_serve_prints_where_it_listens_and_answers(serve_runs) -> None:
+def test_serve_prints_where_it_listens_and_answers(serve_runs, classifier_run) -> None:
     cmd = [*LMLAB, "serve", "--run", f"tiny={serve_runs['tiny']}", "--run", str(serve_runs["vec"]),
+           "--run", f"sent={classifier_run}", "--max-task-chars", "100",
            "--port", "0", "--api-key", "s3cret", "--threads", "1"]  # fmt: skip
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV)
     try:
@@ -95,11 +96,21 @@ def test_serve_prints_where_it_listens_and_answers(serve_runs) -> None:
         assert "listening on http://127.0.0.1:" in listen, lines
         url = listen.split("listening on ")[1].split()[0]
         assert any("'words'" in line and "word vectors" in line for line in lines)
-        assert httpx.get(url + "/health", timeout=10).json()["models"] == ["tiny", "words"]
+        assert any("'sent'" in line and "classify task run" in line and "/v1/classify" in line
+                   for line in lines)  # fmt: skip
+        health = httpx.get(url + "/health", timeout=10).json()
+        assert health["models"] == ["tiny", "words", "sent"]
         assert httpx.get(url + "/v1/models", timeout=10).status_code == 401
         r = httpx.post(url + "/v1/completions", headers={"Authorization": "Bearer s3cret"},
                        json={"model": "tiny", "prompt": "a", "max_tokens": 3}, timeout=30)  # fmt: skip
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3
+        auth = {"Authorization": "Bearer s3cret"}
+        r = httpx.post(
+            url + "/v1/classify", headers=auth, json={"input": "a fine film"}, timeout=30
+        )
+        assert r.status_code == 200 and r.json()["model"] == "sent"
+        r = httpx.post(url + "/v1/classify", headers=auth, json={"input": "x" * 101}, timeout=30)
+        assert r.status_code == 400 and "at most 100" in r.json()["error"]["message"]
     finally:
         proc.terminate()
         proc.wait(20)

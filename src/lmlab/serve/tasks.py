@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 
+from lmlab.errors import LmlabError
 from lmlab.serve.completions import ERRORS
 from lmlab.serve.errors import APIError
 from lmlab.serve.limits import ServeSettings
@@ -62,6 +63,10 @@ async def run_task(fn, served: ServedModel, settings: ServeSettings) -> Any:
             408, f"the request took longer than the server's timeout ({settings.timeout_s:g} s)",
             "timeout",
         ) from None  # fmt: skip
+    except (APIError, LmlabError):
+        raise
+    except Exception as e:  # the run failed on this input: the request's answer, not the server's
+        raise APIError(400, f"the model failed on this input: {e}", "model_error") from None
 
 
 def classify_texts(served: ServedModel, texts: list[str], explain: str | None) -> dict[str, Any]:
