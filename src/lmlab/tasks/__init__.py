@@ -26,6 +26,7 @@ from __future__ import annotations
 # offers these; qa, translate, summarize and chat attach here later.
 KINDS: dict[str, tuple[str, str]] = {
     "classify": ("lmlab.tasks.classify", "text classification and sentiment"),
+    "translate": ("lmlab.tasks.translate", "translation (encoder-decoder Transformer, GRU seq2seq)"),
 }
 # The classifier families' names (``lmlab.tasks.classify.models.FAMILIES`` builds them),
 # listed here so that the command line can offer them without importing PyTorch.
