@@ -52,6 +52,7 @@ def test_playground_generates_streams_and_shows_probabilities(page) -> None:
     page.wait_for_function("document.querySelectorAll('#model option').length === 4")
     page.select_option("#model", "tiny")
     assert "transformer" in page.inner_text("#model-info")
+    assert page.input_value("#max_tokens") == "64"  # the page's 100 brought within the cap
     page.fill("#prompt", "Shall I compare thee")
     page.fill("#max_tokens", "20")
     page.fill("#seed", "3")

@@ -221,7 +221,9 @@ class Registry:
         if name is None or name == "":
             candidates = [m for m in self.models.values() if kind is None or m.kind == kind]
             if not candidates:
-                raise APIError(400, f"no {kind} model is served", "model_not_found", "model")
+                what = KIND_NAMES.get(kind, kind).split(" ", 1)[1]
+                raise APIError(400, f"no {what} is served; pass one to lmlab serve --run",
+                               "model_not_found", "model")  # fmt: skip
             return candidates[0]
         m = self.models.get(name)
         if m is None:

@@ -97,7 +97,10 @@ function onModelChange() {
   else if (m.kind === "qa") info = `question answering (${m.family}), ${params}`;
   else info = `${m.family}, ${params}, context ${m.context_length ?? "unbounded"}, at most ${m.max_tokens} new tokens`;
   $("model-info").textContent = info;
-  if (m.kind === "lm" && m.max_tokens) $("max_tokens").max = m.max_tokens;
+  if (m.kind === "lm" && m.max_tokens) {  // the server refuses more than its cap: stay within it
+    $("max_tokens").max = m.max_tokens;
+    if (num("max_tokens") > m.max_tokens) $("max_tokens").value = m.max_tokens;
+  }
   const allowed = KIND_TABS[m.kind] || ["complete"];
   for (const t of document.querySelectorAll(".tab")) t.disabled = !allowed.includes(t.dataset.tab);
   const active = document.querySelector(".tab.active").dataset.tab;
