@@ -105,6 +105,17 @@ def test_bad_task_requests_get_4xx(task_server, path, body, status, param, words
     assert err["param"] == param and words in err["message"]
 
 
+def test_default_models_skip_runs_of_another_kind(task_server) -> None:
+    """The first served model is the classifier: requests without a model go to the first
+    model that can answer them."""
+    r = post(task_server, "/v1/embeddings", {"input": "thee"})
+    assert r.status_code == 200 and r.json()["model"] == "tiny"
+    r = post(task_server, "/v1/completions", {"prompt": "a", "max_tokens": 2})
+    assert r.status_code == 200 and r.json()["model"] == "tiny"
+    r = post(task_server, "/v1/qa", {"question": "who?", "context": "Rollo led them."})
+    assert r.status_code == 200 and r.json()["model"] == "reader"
+
+
 def test_models_list_task_runs_with_their_labels(task_server) -> None:
     cards = {
         m["id"]: m for m in httpx.get(task_server[0] + "/v1/models", headers=AUTH).json()["data"]

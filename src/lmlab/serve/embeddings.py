@@ -134,7 +134,13 @@ router = APIRouter()
              summary="Embed texts (OpenAI embeddings)")  # fmt: skip
 async def embeddings(body: EmbeddingRequest, request: Request) -> Any:
     reg, settings = request.app.state.registry, request.app.state.settings
-    served = reg.get(body.model)
+    if not body.model:  # the default: the first model that can embed (not a task run)
+        served = next((m for m in reg.models.values() if m.kind in ("lm", "embeddings")), None)
+        if served is None:
+            raise APIError(400, "no language model or word-vectors model is served",
+                           "model_not_found", "model")  # fmt: skip
+    else:
+        served = reg.get(body.model)
     if served.kind not in ("lm", "embeddings"):
         raise APIError(400, wrong_kind(served, "lm"), "wrong_model", "model")
     inputs = _inputs(body)
