@@ -41,7 +41,10 @@ def test_kernel_matmul_matches_float_matmul_of_the_dequantised_weights(scheme, r
 
 
 @pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: s.name)
-def test_many_rows_and_bf16_autocast_dequantise_one_matrix(scheme) -> None:
+@pytest.mark.parametrize("chunk", [None, 64 * 256])
+def test_many_rows_and_bf16_autocast_dequantise_one_matrix(scheme, chunk, monkeypatch) -> None:
+    if chunk:  # a slice of 64 outputs at a time, as for a vocabulary head
+        monkeypatch.setattr("lmlab.quantize.modules.CHUNK_WEIGHTS", chunk)
     lin, deq, b = layer(scheme, bias=False)
     x = torch.randn(2, 20, 256, generator=torch.Generator().manual_seed(9))  # 40 rows
     ref = x @ deq.T

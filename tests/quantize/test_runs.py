@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -80,6 +81,14 @@ def test_loading_does_not_materialise_float_weights(name, runs) -> None:
     # float tensors left: norm gains and biases (1-D) and the RoPE tables (positions)
     for pname, p in model.named_parameters():
         assert p.ndim == 1, pname
+    # the decoding kernel reads the layers' own memory (one stacked tensor per kind)
+    from lmlab.generate.fastdecode import fast_decoder
+
+    fast = fast_decoder(model, True)
+    assert fast.kinds == (("I8",) if name == "int8" else ("Q4",)) * 5
+    for i, b in enumerate(model.blocks):
+        assert np.shares_memory(fast.qkv[0][i], b.attn.qkv.w.numpy())
+        assert np.shares_memory(fast.fc[0][i], b.mlp.gate_up.w.numpy())
     float_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     quant_bytes = sum(m.nbytes for m in model.modules() if isinstance(m, QuantLinear))
     assert float_bytes < 0.05 * quant_bytes

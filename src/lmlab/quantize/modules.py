@@ -30,6 +30,7 @@ from lmlab.quantize.scheme import BLOCK, QuantTensor, offsets
 
 TILE = 64  # outputs per tile; the same as lmlab.generate.gguf_blocks.TILE
 KERNEL_ROWS = 16  # up to this many input rows use the kernel's matrix product
+CHUNK_WEIGHTS = 1 << 22  # the most weights dequantised at once by a forward (16 MB float32)
 
 
 def _tiles(a: np.ndarray) -> np.ndarray:
@@ -82,15 +83,20 @@ class _QuantMatrix(nn.Module):
     def _scales(self, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         return self.d.view(torch.float16).to(dtype), self.m.view(torch.float16).to(dtype)
 
-    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The whole matrix (out, in) in ``dtype``: a transient copy."""
+    def dequantize(
+        self, dtype: torch.dtype = torch.float32, tiles: slice = slice(None)
+    ) -> torch.Tensor:
+        """The matrix (out, in) in ``dtype`` (or the outputs of ``tiles``): a transient copy."""
         d, m = self._scales(dtype)
+        d, m, qw = d[tiles], m[tiles], self.w[tiles]
         if self.bits == 4:
-            q = torch.cat([self.w & 15, self.w >> 4], 2).to(dtype)  # (nt, nb, 32, T)
+            q = torch.cat([qw & 15, qw >> 4], 2).to(dtype)  # (nt, nb, 32, T)
             w = (q * d[:, :, None] + m[:, :, None]).reshape(q.shape[0], -1, TILE)
         else:
-            w = self.w.to(dtype) * d[:, None] + m[:, None]  # (nt, in, T)
-        return w.transpose(1, 2).reshape(-1, self.in_features)[: self.out_features]
+            w = qw.to(dtype) * d[:, None] + m[:, None]  # (nt, in, T)
+        w = w.transpose(1, 2).reshape(-1, self.in_features)
+        start = (tiles.start or 0) * TILE
+        return w[: max(0, self.out_features - start)]
 
     def rows(self, idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Rows ``idx`` (any shape) of the matrix, dequantised: ``(*idx.shape, in)``."""
@@ -141,7 +147,18 @@ class QuantLinear(_QuantMatrix):
         if not dtype.is_floating_point:
             dtype = torch.float32
         bias = None if self.bias is None else self.bias.to(dtype)
-        return F.linear(x.to(dtype), self.dequantize(dtype), bias)
+        x = x.to(dtype)
+        n_tiles = self.w.shape[0]
+        step = max(1, CHUNK_WEIGHTS // (TILE * self.in_features))
+        if step >= n_tiles:
+            return F.linear(x, self.dequantize(dtype), bias)
+        # a large matrix (a vocabulary head): a slice of outputs at a time, so the float
+        # copy never exceeds CHUNK_WEIGHTS
+        parts = [
+            F.linear(x, self.dequantize(dtype, slice(t, t + step))) for t in range(0, n_tiles, step)
+        ]
+        out = torch.cat(parts, -1)
+        return out if bias is None else out + bias
 
     def _kernel_forward(self, x: torch.Tensor) -> torch.Tensor:
         from lmlab.generate._fastdecode_kernels import matmul

@@ -108,6 +108,7 @@ def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, wh
     with torch.device("meta"):
         model = Transformer(config)
     names = _targets(model, scheme)
+    stacks: dict[str, tuple[torch.Tensor, ...]] = {}
     for name in names:
         qt = _quant_tensor(tensors, name, where)
         expect = model.get_submodule(name).weight.shape
@@ -119,7 +120,7 @@ def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, wh
         want = torch.int8 if scheme.bits == 8 else torch.uint8
         if qt.qweight.dtype != want:
             raise LmlabError(f"{where}: {name} is not int{scheme.bits} as config.toml says")
-        w, d, m = kernel_layout(qt, scheme.bits)
+        w, d, m = _into_stack(stacks, name, len(model.blocks), kernel_layout(qt, scheme.bits))
         if name == "tok_emb":
             layer: nn.Module = QuantEmbedding(qt.out_features, qt.in_features, scheme.bits, w, d, m)
         else:
@@ -141,30 +142,25 @@ def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, wh
     for name, t in [*model.named_parameters(), *model.named_buffers()]:
         if t.is_meta:
             raise LmlabError(f"{where} lacks tensor {name}; re-quantise")
-    stack_layers(model)
+    model._quant_stacks = stacks
     return model
 
 
-def stack_layers(model) -> None:
-    """Put each kind of matrix of every layer into one (L, ...) tensor, the layers' buffers
-    becoming views of it: the decoding kernel then reads them without a copy."""
-    stacks = {}
-    for suffix in ("attn.qkv", "attn.proj", "mlp.gate_up", "mlp.fc", "mlp.proj"):
-        mods = []
-        for b in model.blocks:
-            try:
-                mods.append(b.get_submodule(suffix))
-            except AttributeError:
-                break
-        if len(mods) != len(model.blocks) or not all(isinstance(m, QuantLinear) for m in mods):
-            continue
-        if len({(m.w.shape, m.w.dtype, m.d.shape) for m in mods}) != 1:
-            continue
-        stacked = tuple(torch.stack([getattr(m, a) for m in mods]) for a in ("w", "d", "m"))
-        for i, m in enumerate(mods):
-            m.w, m.d, m.m = (t[i] for t in stacked)
-        stacks[suffix] = stacked
-    model._quant_stacks = stacks
+def _into_stack(stacks: dict, name: str, n_layer: int, wdm: tuple) -> tuple[torch.Tensor, ...]:
+    """Copy a block's matrix into one (L, ...) tensor per kind of matrix and return views of
+    it: the decoding kernel then reads every layer's weights without a second copy."""
+    if not name.startswith("blocks."):
+        return wdm
+    layer, suffix = name.split(".", 2)[1:]
+    stack = stacks.get(suffix)
+    if stack is None or any(s.shape[1:] != t.shape or s.dtype != t.dtype
+                            for s, t in zip(stack, wdm, strict=True)):  # fmt: skip
+        if stack is not None or int(layer) != 0:
+            return wdm  # layers of different shapes: each keeps its own
+        stack = stacks[suffix] = tuple(torch.empty((n_layer, *t.shape), dtype=t.dtype) for t in wdm)
+    for s, t in zip(stack, wdm, strict=True):
+        s[int(layer)] = t
+    return tuple(s[int(layer)] for s in stack)
 
 
 def quantized_scheme(cfg: dict[str, Any]) -> Scheme | None:

@@ -1,0 +1,379 @@
+"""Compression: lmlab's int8 / int4 weight-only quantisation beside float and llama.cpp.
+
+Quality (one process per model variant, so sizes and RSS are each its own): perplexity on
+the same 2,000 tokens of held-out English prose (*Pride and Prejudice*, Project Gutenberg,
+the Gutenberg header and footer stripped) for
+
+* SmolLM2-135M-Instruct (``builtin:smollm2``; the only copy available offline is the Q4_1
+  GGUF, so its "fp32" is the file dequantised to float32): fp32, bf16, lmlab int8
+  (per channel), int4 g32 and int4 g128 (asymmetric) quantised from that fp32, and
+  llama.cpp's own Q4_1 on the file (``llama-cpp-python``, logits of every position);
+* an lmlab-trained Transformer (``--austen RUN``: trained on Austen's other five novels,
+  so *Pride and Prejudice* is held out): the same lmlab variants.
+
+Reported: perplexity, its change from fp32, model size on disk, load time, RSS after load
+and peak RSS. Targets (issue 15): int8 within 0.5% of fp32; int4 g32 within 5% of fp32 and
+no worse than llama.cpp's Q4_1.
+
+Speed (SmolLM2, batch 1, greedy, 256-token prompt, 128 new tokens; each engine in its own
+process, interleaved rounds, median and spread): lmlab int4 g32, lmlab int8, lmlab fp32
+(decoding from the GGUF's blocks, the pre-quantisation path) and llama.cpp Q4_1, at
+``--threads`` (default 1: on these shared cores llama.cpp's thread pool collapses at 2):
+load time, time to first token, prefill and decode tokens/s, peak RSS; and 8 streams
+decoded together (lmlab's engine, 8 rows per kernel step) against 8x llama.cpp's batch-1
+rate. Targets: int4 decode >= 1.0x llama.cpp (stretch 1.3x), prefill >= 1.0x, peak RSS
+<= 1.5x the GGUF's size.
+
+Run (under the shared lock): flock /tmp/lmlab-heavy.lock .venv/bin/python
+benchmarks/quantize.py --austen runs/austen [--rounds 3] [--results benchmarks/RESULTS.md]
+Quantised runs are written once under benchmarks/out/quantize/ and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pretrained import (  # noqa: E402  (the same prose, prompt and llama.cpp worker)
+    NEW_TOKENS,
+    PROMPT_TOKENS,
+    _rss_mb,
+    _timings,
+    prose_ids,
+    worker_llamacpp,
+)
+
+OUT = Path(__file__).resolve().parent / "out" / "quantize"
+VARIANTS = {  # name -> (bits, group size) or a float dtype
+    "fp32": "float32",
+    "bf16": "bfloat16",
+    "int8": (8, 0),
+    "int4 g32": (4, 32),
+    "int4 g128": (4, 128),
+}
+TARGET_PPL = {"int8": 0.5, "int4 g32": 5.0}  # percent above fp32
+SPEED = {
+    "lmlab int4 g32": "int4 g32",
+    "lmlab int8": "int8",
+    "lmlab fp32 (GGUF blocks)": "fp32",
+    "llama.cpp Q4_1": "llama.cpp",
+}
+
+
+def quantised_dir(model: str, variant: str) -> Path:
+    return OUT / f"{model}-{variant.replace(' ', '')}"
+
+
+def prepare(model: str, source: str) -> None:
+    """Write the quantised runs of ``source`` that are not there yet."""
+    from lmlab.quantize.runs import quantize_run
+    from lmlab.quantize.scheme import Scheme
+
+    for variant, spec in VARIANTS.items():
+        if isinstance(spec, str):
+            continue
+        out = quantised_dir(model, variant)
+        if (out / "model.safetensors").is_file():
+            continue
+        bits, group = spec
+        print(f"quantising {source} to {variant} -> {out}", flush=True)
+        quantize_run(source, out, Scheme(bits, group, symmetric=bits == 8))
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _open(model: str, source: str, variant: str):
+    """The run of one variant and its size on disk."""
+    import torch
+
+    from lmlab.run import load_run
+
+    spec = VARIANTS[variant]
+    if isinstance(spec, str):
+        run = load_run(source)
+        if spec == "bfloat16":
+            run.model.to(torch.bfloat16)
+        tensors = run.model.tensors_for_save().values()  # the weights as lmlab stores them
+        return run, sum(t.numel() * t.element_size() for t in tensors)
+    path = quantised_dir(model, variant)
+    return load_run(path), (path / "model.safetensors").stat().st_size
+
+
+def _gguf() -> str:
+    from lmlab.interop.sources import builtin_path
+
+    return str(builtin_path("smollm2"))
+
+
+def worker_quality(model: str, source: str, variant: str, ids: list[int]) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    if variant == "llama.cpp":
+        import llama_cpp
+
+        llm = llama_cpp.Llama(source, n_ctx=2048, n_batch=512, n_threads=1, n_threads_batch=1,
+                              logits_all=True, verbose=False)  # fmt: skip
+        load = time.perf_counter() - T0
+        rss = _current_rss_mb()
+        llm.eval(ids)
+        lp = torch.from_numpy(np.array(llm.scores[: len(ids)], dtype=np.float32))
+        lp = lp.double().log_softmax(-1)
+        target = torch.tensor(ids[1:])[:, None]
+        ppl = lp[:-1].gather(1, target).mean().neg().exp().item()
+        size = Path(source).stat().st_size
+        return {"ppl": ppl, "size": size, "load_s": load, "rss_load": rss, "rss_peak": _rss_mb()}
+    from lmlab.evaluate.perplexity import stream_loss
+
+    run, size = _open(model, source, variant)
+    load = time.perf_counter() - T0
+    rss = _current_rss_mb()
+    ctx = run.model.context_length
+    window = min(ctx, 1024)
+    loss, n = stream_loss(run.model, np.asarray(ids), window=window, batch_tokens=2048)
+    return {"ppl": float(np.exp(loss)), "tokens": n, "size": size, "load_s": load,
+            "rss_load": rss, "rss_peak": _rss_mb(), "window": window}  # fmt: skip
+
+
+def worker_speed(engine: str, threads: int, ids: list[int], rows: int = 1) -> dict:
+    from lmlab._allocator import tune_allocator
+
+    tune_allocator()
+    import torch
+
+    torch.set_num_threads(threads)
+    from lmlab.generate import SamplingParams
+    from lmlab.generate.engine import generate_stream
+    from lmlab.generate.fastdecode import fast_decoder
+
+    variant = SPEED[engine]
+    run, _ = _open("smollm2", "builtin:smollm2", variant)
+    dec = fast_decoder(run.model, True, rows=rows)
+    dec.loader.wait()
+    load = time.perf_counter() - T0
+    params = SamplingParams(max_new_tokens=NEW_TOKENS, temperature=0, ignore_eos=True, n=rows)
+    stamps, tokens = [], []
+    start = time.perf_counter()
+    for ev in generate_stream(run.model, run.tokenizer, ids, params, logprobs=False):
+        if ev.index == 0:
+            stamps.append(time.perf_counter())
+            tokens.append(ev.token_id)
+    res = _timings(load, start, stamps, tokens, kinds=dec.kinds)
+    res["rows"] = rows
+    return res
+
+
+def spawn(*args: str) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True,
+                       text=True, timeout=1200)  # fmt: skip
+    if r.returncode != 0:
+        raise SystemExit(f"worker {args} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def med(xs: list[float], fmt: str) -> str:
+    return f"{format(statistics.median(xs), fmt)} ({format(min(xs), fmt)}-{format(max(xs), fmt)})"
+
+
+def quality_table(name: str, q: dict) -> tuple[str, list[str]]:
+    from _common import table
+
+    base = q["fp32"]["ppl"]
+    rows, verdicts = [], []
+    for variant, r in q.items():
+        delta = 100 * (r["ppl"] / base - 1)
+        rows.append([variant, f"{r['ppl']:.3f}", "-" if variant == "fp32" else f"{delta:+.2f}%",
+                     f"{r['size'] / 1e6:.1f}", f"{r['load_s']:.1f}", f"{r['rss_load']:.0f}",
+                     f"{r['rss_peak']:.0f}"])  # fmt: skip
+        if variant in TARGET_PPL:
+            ok = delta <= TARGET_PPL[variant]
+            verdicts.append(f"- {name} {variant}: {delta:+.2f}% vs fp32, target "
+                            f"<= {TARGET_PPL[variant]}%: {'met' if ok else 'missed'}")  # fmt: skip
+    if "llama.cpp Q4_1" in q and "int4 g32" in q:
+        a, b = q["int4 g32"]["ppl"], q["llama.cpp Q4_1"]["ppl"]
+        verdicts.append(f"- {name} int4 g32 {a:.3f} vs llama.cpp Q4_1 {b:.3f} ({a / b:.4f}x), "
+                        f"target no worse: {'met' if a <= b * 1.0005 else 'missed'}")  # fmt: skip
+    head = ["variant", "perplexity", "vs fp32", "size MB", "load s", "RSS after load MB",
+            "peak RSS MB"]  # fmt: skip
+    return table(head, rows), verdicts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--austen", help="an lmlab-trained Transformer run (not trained on P&P)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", default="1")
+    ap.add_argument("--part", choices=["all", "quality", "speed"], default="all")
+    ap.add_argument("--results", type=Path, help="write the section into this RESULTS.md")
+    ap.add_argument("--replay", type=Path, help="render the tables from a run's saved JSON")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        inp = json.loads(Path(args.worker[-1]).read_text())
+        if args.worker[0] == "quality":
+            res = worker_quality(args.worker[1], args.worker[2], args.worker[3], inp["ids"])
+        elif args.worker[0] == "llama.cpp":
+            res = worker_llamacpp(int(args.worker[1]), inp["ids"][:PROMPT_TOKENS], _gguf(), T0)
+        else:
+            res = worker_speed(args.worker[0], int(args.worker[1]), inp["ids"][:PROMPT_TOKENS],
+                               int(args.worker[2]))  # fmt: skip
+        print(json.dumps(res))
+        return
+
+    from _common import table, write_results
+    from lmlab.run import load_run
+
+    began = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    load_before = os.getloadavg()
+    saved: dict = json.loads(args.replay.read_text()) if args.replay else {}
+    tmp = Path(tempfile.mkdtemp(prefix="lmlab-quant-"))
+    models = {"smollm2": "builtin:smollm2"}
+    if args.austen:
+        models["austen"] = args.austen
+    inputs = {}
+    for name, source in models.items():
+        ids = prose_ids(load_run(source).tokenizer)
+        assert len(ids) >= 2000, len(ids)
+        inputs[name] = tmp / f"{name}.json"
+        inputs[name].write_text(json.dumps({"ids": ids}))
+        if not args.replay:
+            prepare(name, source)
+    print(f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before[0]:.1f}",
+          flush=True)  # fmt: skip
+
+    quality = saved.get("quality", {})
+    if args.part in ("all", "quality") and not args.replay:
+        for name, source in models.items():
+            q = {}
+            for variant in VARIANTS:
+                q[variant] = spawn("quality", name, source, variant, str(inputs[name]))
+                print(f"{name} {variant}: {q[variant]}", flush=True)
+            if name == "smollm2":
+                q["llama.cpp Q4_1"] = spawn("quality", name, _gguf(), "llama.cpp",
+                                            str(inputs[name]))  # fmt: skip
+                print(f"{name} llama.cpp: {q['llama.cpp Q4_1']}", flush=True)
+            quality[name] = q
+
+    speed = {tuple(json.loads(k)): v for k, v in saved.get("speed", {}).items()}
+    threads = [int(t) for t in args.threads.split(",")]
+    if args.part in ("all", "speed") and not args.replay:
+        spawn("lmlab int4 g32", "1", "1", str(inputs["smollm2"]))  # warm caches
+        for rnd in range(args.rounds):
+            for n in threads:
+                for engine in SPEED:
+                    if engine.startswith("llama.cpp"):
+                        r = spawn("llama.cpp", str(n), str(inputs["smollm2"]))
+                    else:
+                        r = spawn(engine, str(n), "1", str(inputs["smollm2"]))
+                    speed.setdefault((engine, n, 1), []).append(r)
+                    print(f"round {rnd + 1} {engine} x{n}: decode {r['decode_tok_s']:.1f} "
+                          f"prefill {r['prefill_tok_s']:.0f} RSS {r['rss_mb']:.0f}", flush=True)  # fmt: skip
+                r = spawn("lmlab int4 g32", str(n), "8", str(inputs["smollm2"]))
+                speed.setdefault(("lmlab int4 g32", n, 8), []).append(r)
+                print(
+                    f"round {rnd + 1} int4 x8 rows: {r['decode_tok_s'] * 8:.1f} tok/s", flush=True
+                )
+    load_after = os.getloadavg() if not args.replay else tuple(saved["load_after"])
+    if args.replay:
+        load_before, began = tuple(saved["load_before"]), saved["began"]
+    OUT.mkdir(parents=True, exist_ok=True)
+    raw = OUT / "results.json"
+    if not args.replay:
+        raw.write_text(json.dumps({"quality": quality, "began": began,
+                                   "speed": {json.dumps(list(k)): v for k, v in speed.items()},
+                                   "load_before": load_before, "load_after": load_after}))  # fmt: skip
+        print(f"raw results: {raw} (--replay renders them again)")
+
+    parts = []
+    verdicts: list[str] = []
+    titles = {"smollm2": "SmolLM2-135M-Instruct", "austen": f"lmlab Transformer ({args.austen})"}
+    for name, q in quality.items():
+        t, v = quality_table(titles.get(name, name), q)
+        parts.append(f"Quality, {titles.get(name, name)}:\n\n{t}")
+        verdicts += v
+    if speed:
+        gguf_mb = Path(_gguf()).stat().st_size / 2**20
+        rows = []
+        for n in sorted({k[1] for k in speed}):
+            ref = speed.get(("llama.cpp Q4_1", n, 1))
+            for engine in SPEED:
+                rs = speed.get((engine, n, 1))
+                if not rs:
+                    continue
+
+                def ratio(key, rs=rs, ref=ref):
+                    if not ref:
+                        return "-"
+                    a = statistics.median(r[key] for r in rs)
+                    return f"{a / statistics.median(r[key] for r in ref):.2f}x"
+
+                rss = statistics.median(r["rss_mb"] for r in rs)
+                rows.append([engine, n, med([r["load_s"] for r in rs], ".1f"),
+                             med([r["ttft_s"] * 1000 for r in rs], ".0f"),
+                             med([r["prefill_tok_s"] for r in rs], ".0f"), ratio("prefill_tok_s"),
+                             med([r["decode_tok_s"] for r in rs], ".1f"), ratio("decode_tok_s"),
+                             f"{rss:.0f} ({rss / gguf_mb:.1f}x)"])  # fmt: skip
+            rs8 = speed.get(("lmlab int4 g32", n, 8))
+            if rs8 and ref:
+                agg = [8 * r["decode_tok_s"] for r in rs8]
+                base = 8 * statistics.median(r["decode_tok_s"] for r in ref)
+                rows.append(["lmlab int4 g32, 8 streams (aggregate)", n, "-", "-", "-", "-",
+                             med(agg, ".1f"), f"{statistics.median(agg) / base:.2f}x of 8x batch-1",
+                             "-"])  # fmt: skip
+                verdicts.append(f"- 8 streams: lmlab int4 {statistics.median(agg):.1f} tok/s vs 8x "
+                                f"llama.cpp batch-1 {base:.1f}")  # fmt: skip
+            if ref and speed.get(("lmlab int4 g32", n, 1)):
+                mine = speed[("lmlab int4 g32", n, 1)]
+                for key, word, target in (("decode_tok_s", "decode", 1.0),
+                                          ("prefill_tok_s", "prefill", 1.0)):  # fmt: skip
+                    x = statistics.median(r[key] for r in mine) / statistics.median(
+                        r[key] for r in ref
+                    )
+                    verdicts.append(f"- int4 {word} at {n} thread(s): {x:.2f}x llama.cpp, target "
+                                    f">= {target}x: {'met' if x >= target else 'missed'}")  # fmt: skip
+                rss = statistics.median(r["rss_mb"] for r in mine)
+                verdicts.append(f"- int4 peak RSS {rss:.0f} MB = {rss / gguf_mb:.2f}x the GGUF "
+                                f"({gguf_mb:.0f} MiB), target <= 1.5x: "
+                                f"{'met' if rss <= 1.5 * gguf_mb else 'missed'}")  # fmt: skip
+        head = ["engine", "threads", "load s", "first token ms", "prefill tok/s", "vs llama.cpp",
+                "decode tok/s", "vs llama.cpp", "peak RSS MB (x GGUF)"]  # fmt: skip
+        parts.append(f"Speed, SmolLM2-135M, batch 1, greedy, {PROMPT_TOKENS}-token prompt, "
+                     f"{NEW_TOKENS} new tokens ({args.rounds} interleaved rounds, median and "
+                     f"min-max):\n\n" + table(head, rows))  # fmt: skip
+    body = "\n\n".join(parts + ["\n".join(verdicts)])
+    print("\n" + body)
+    if args.results:
+        cmd = ("`flock /tmp/lmlab-heavy.lock .venv/bin/python benchmarks/quantize.py"
+               + (f" --austen {args.austen}" if args.austen else "")
+               + " --results benchmarks/RESULTS.md`")  # fmt: skip
+        head = (
+            "## Compression: int8 / int4 weight-only quantisation — `python benchmarks/quantize.py`"
+            f"\n\nMeasured {began} UTC, {platform.machine()}, {os.cpu_count()} shared cores, load "
+            f"average {load_before[0]:.1f} before and {load_after[0]:.1f} after. Perplexity on "
+            "2,000 tokens of *Pride and Prejudice* (held out from the lmlab model's training); "
+            "each variant in its own process. lmlab's quantised runs compute in float32 on the "
+            "quantised weights (activations never quantised); llama.cpp multiplies Q4_1 weights "
+            "by 8-bit activations. SmolLM2's fp32 is its Q4_1 GGUF dequantised (no other copy "
+            "offline), so its int4 g32 asymmetric re-quantisation recovers the file's blocks."
+        )  # fmt: skip
+        write_results(args.results, "compression", f"{head}\n\n{body}\n\nCommand: {cmd}.")
+
+
+if __name__ == "__main__":
+    main()
