@@ -4,7 +4,8 @@ Starts ``lmlab serve`` on a run, opens the playground in Debian's Chromium throu
 Playwright (no browser download), generates a completion with a fixed seed, points at one
 token so its probability and alternatives show, and saves the page as PNG:
 
-    python tools/docs/screenshot.py --run runs/demo      # after `make demo`
+    python tools/docs/screenshot.py                      # SmolLM2 (make install-chat)
+    python tools/docs/screenshot.py --run runs/demo      # or any run, e.g. after `make demo`
 
 Needs the test extra (playwright) and the ``chromium`` package (``apt-get install chromium``).
 """
@@ -86,13 +87,13 @@ def shoot(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", default="runs/demo", help="run to serve (default runs/demo)")
+    ap.add_argument("--run", default="builtin:smollm2", help="run or model to serve")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "playground.png")
-    ap.add_argument("--prompt", default="ROMEO.\n")
-    ap.add_argument("--tokens", type=int, default=160)
+    ap.add_argument("--prompt", default="The three primary colours are")
+    ap.add_argument("--tokens", type=int, default=60)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--width", type=int, default=1200)
-    ap.add_argument("--height", type=int, default=720)
+    ap.add_argument("--height", type=int, default=560)
     a = ap.parse_args()
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} not found: apt-get install chromium")
