@@ -27,7 +27,8 @@ from __future__ import annotations
 KINDS: dict[str, tuple[str, str]] = {
     "classify": ("lmlab.tasks.classify", "text classification and sentiment"),
     "translate": ("lmlab.tasks.translate", "translation (encoder-decoder Transformer, GRU seq2seq)"),
+    "qa": ("lmlab.tasks.qa", "extractive question answering (a span head on a pretrained model)"),
 }
 # The classifier families' names (``lmlab.tasks.classify.models.FAMILIES`` builds them),
 # listed here so that the command line can offer them without importing PyTorch.
-CLASSIFIERS = ("bow", "textcnn", "bilstm", "bigru")
+CLASSIFIERS = ("bow", "textcnn", "bilstm", "bigru", "lm", "prompt")

@@ -1,0 +1,131 @@
+"""The span model: a pretrained causal Transformer with a start/end head on its hidden
+states, and how its weights are saved and read back.
+
+``SpanModel(body)`` maps ids ``(B, T)`` to logits ``(B, T, 2)`` (start, end) from the body's
+final normalised hidden states. ``freeze_layers = k`` keeps the embeddings and the lowest
+``k`` blocks fixed and runs them without gradients (a cheaper step: no backward through
+them). Weights on disk (beside ``config.toml``):
+
+* ``qa_head.safetensors``: the head (``weight`` (2, d), ``bias`` (2,));
+* full fine-tuning: ``model.safetensors``, every tensor of the body, so the run stands alone;
+* LoRA: ``adapter_model.safetensors`` + ``adapter_config.json`` (peft's format, see
+  :mod:`lmlab.train.lora`); loading reads the base again (``[init]``, checked by its
+  fingerprint) and merges the adapters into it, without peft.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmlab.config import from_dict
+from lmlab.errors import LmlabError
+from lmlab.models.transformer import Transformer, TransformerConfig
+from lmlab.run import MODEL_FILE, load_tensors_checked, save_tensors_atomic
+
+HEAD_FILE = "qa_head.safetensors"
+
+
+class SpanModel(nn.Module):
+    def __init__(self, body: Transformer, freeze_layers: int = 0) -> None:
+        super().__init__()
+        if not isinstance(body, Transformer):
+            raise LmlabError(
+                f"a span model needs a Transformer base, not a {getattr(body, 'family', '?')} model"
+            )
+        self.body = body
+        self.qa = nn.Linear(body.config.d_model, 2)
+        nn.init.normal_(self.qa.weight, std=0.02)
+        nn.init.zeros_(self.qa.bias)
+        n_layer = body.config.n_layer
+        if not 0 <= freeze_layers <= n_layer:
+            raise LmlabError(f"--freeze-layers must be 0..{n_layer}, got {freeze_layers}")
+        self.freeze_layers = freeze_layers
+
+    def freeze_lower(self) -> None:
+        """Stop gradients to the embeddings and the lowest ``freeze_layers`` blocks."""
+        if self.freeze_layers == 0:
+            return
+        for p in self.body.tok_emb.parameters():
+            p.requires_grad_(False)
+        if self.body.pos_emb is not None:
+            self.body.pos_emb.requires_grad_(False)
+        for block in self.body.blocks[: self.freeze_layers]:
+            block.requires_grad_(False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        body = self.body
+        T = ids.shape[1]
+        if body.config.context_length < T:
+            raise LmlabError(f"{T} tokens exceed the base's context length "
+                             f"{body.config.context_length}; lower --max-len")  # fmt: skip
+        frozen = self.freeze_layers if self.training else 0
+        with torch.set_grad_enabled(torch.is_grad_enabled() and frozen == 0):
+            x = body.tok_emb(ids)
+            rope = None
+            if body.pos_emb is not None:
+                x = x + body.pos_emb.weight[:T]
+            else:
+                rope = (body.rope_cos[:T], body.rope_sin[:T])
+            x = body.drop(x)
+            for i, block in enumerate(body.blocks[:frozen]):
+                x = block(x, rope, None, i)
+        for i, block in enumerate(body.blocks[frozen:], start=frozen):
+            x = block(x, rope, None, i)
+        return self.qa(body.ln_f(x)).float()
+
+    def num_params(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+def body_from_tensors(model_cfg: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Transformer:
+    cfg = {k: v for k, v in model_cfg.items() if k != "family"}
+    config = from_dict(TransformerConfig, cfg, where="[model]")
+    try:
+        return Transformer.from_tensors(config, tensors)
+    except RuntimeError as e:
+        raise LmlabError(f"the weights do not fit the run's [model] ({str(e)[:100]})") from None
+
+
+def save_head(model: SpanModel, run_dir: Path, metadata: dict[str, str]) -> None:
+    tensors = {k: v.detach().contiguous() for k, v in model.qa.state_dict().items()}
+    save_tensors_atomic(tensors, run_dir / HEAD_FILE, metadata)
+
+
+def load_head(model: SpanModel, run_dir: Path) -> None:
+    tensors = load_tensors_checked(run_dir / HEAD_FILE)
+    try:
+        model.qa.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise LmlabError(
+            f"{run_dir / HEAD_FILE} does not fit the run's model ({str(e)[:80]})"
+        ) from None
+
+
+def save_full_body(model: SpanModel, run_dir: Path, metadata: dict[str, str]) -> None:
+    tensors = {k: v.detach().contiguous() for k, v in model.body.tensors_for_save().items()}
+    save_tensors_atomic(tensors, run_dir / MODEL_FILE, metadata)
+
+
+def load_span_model(run_dir: Path, config: dict[str, Any]) -> SpanModel:
+    """The run's span model, ready for inference (adapters merged for a LoRA run)."""
+    init = config.get("init", {})
+    if init.get("lora") is not None:
+        from lmlab.train.finetune import reopen_base
+        from lmlab.train.lora import merge_adapter
+
+        base = reopen_base(init, run_dir)
+        body = body_from_tensors(config["model"], base.tensors)
+        merge_adapter(body, run_dir)
+    else:
+        path = run_dir / MODEL_FILE
+        if not path.is_file():
+            raise LmlabError(f"{path} not found; the run is incomplete (train it again)")
+        body = body_from_tensors(config["model"], load_tensors_checked(path))
+    model = SpanModel(body)
+    load_head(model, run_dir)
+    model.eval()
+    return model
