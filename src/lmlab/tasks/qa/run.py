@@ -228,7 +228,7 @@ def train_run(
     for split, ex in parts.items():
         if ex:
             log(f"scoring {split}: {len(ex):,} questions")
-            reports[split] = run.evaluate(ex, tcfg.n_boot, 0, progress)[0]
+            reports[split] = run.evaluate(ex, tcfg.n_boot, 0, progress and sys.stderr.isatty())[0]
     summary = {
         "train_seconds": round(outcome.elapsed, 2), "steps": outcome.steps,
         "epochs": round(outcome.epochs, 3), "best_step": outcome.best_step,
