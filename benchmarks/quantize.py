@@ -144,7 +144,7 @@ def worker_quality(model: str, source: str, variant: str, ids: list[int]) -> dic
     load = time.perf_counter() - T0
     rss = _current_rss_mb()
     ctx = run.model.context_length
-    window = min(ctx, 1024)
+    window = min(ctx, 2048)  # SmolLM2: the 2,000 tokens in one window, as llama.cpp sees them
     loss, n = stream_loss(run.model, np.asarray(ids), window=window, batch_tokens=2048)
     return {"ppl": float(np.exp(loss)), "tokens": n, "size": size, "load_s": load,
             "rss_load": rss, "rss_peak": _rss_mb(), "window": window}  # fmt: skip
@@ -222,6 +222,7 @@ def main() -> None:
     ap.add_argument("--part", choices=["all", "quality", "speed"], default="all")
     ap.add_argument("--results", type=Path, help="write the section into this RESULTS.md")
     ap.add_argument("--replay", type=Path, help="render the tables from a run's saved JSON")
+    ap.add_argument("--models", default="smollm2,austen", help="models whose quality to measure")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -241,18 +242,25 @@ def main() -> None:
 
     began = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     load_before = os.getloadavg()
-    saved: dict = json.loads(args.replay.read_text()) if args.replay else {}
+    raw = OUT / "results.json"  # each part's figures are merged into it
+    saved: dict = (
+        json.loads((args.replay or raw).read_text()) if (args.replay or raw).is_file() else {}
+    )
     tmp = Path(tempfile.mkdtemp(prefix="lmlab-quant-"))
     models = {"smollm2": "builtin:smollm2"}
     if args.austen:
         models["austen"] = args.austen
+    wanted = args.models.split(",")
     inputs = {}
     for name, source in models.items():
         ids = prose_ids(load_run(source).tokenizer)
         assert len(ids) >= 2000, len(ids)
         inputs[name] = tmp / f"{name}.json"
         inputs[name].write_text(json.dumps({"ids": ids}))
-        if not args.replay:
+        measured = (name in wanted and args.part != "speed") or (
+            name == "smollm2" and args.part != "quality"
+        )
+        if measured and not args.replay:
             prepare(name, source)
     print(f"{platform.machine()}, {os.cpu_count()} cores, load average {load_before[0]:.1f}",
           flush=True)  # fmt: skip
@@ -260,6 +268,8 @@ def main() -> None:
     quality = saved.get("quality", {})
     if args.part in ("all", "quality") and not args.replay:
         for name, source in models.items():
+            if name not in wanted:
+                continue
             q = {}
             for variant in VARIANTS:
                 q[variant] = spawn("quality", name, source, variant, str(inputs[name]))
@@ -273,6 +283,7 @@ def main() -> None:
     speed = {tuple(json.loads(k)): v for k, v in saved.get("speed", {}).items()}
     threads = [int(t) for t in args.threads.split(",")]
     if args.part in ("all", "speed") and not args.replay:
+        speed = {}
         spawn("lmlab int4 g32", "1", "1", str(inputs["smollm2"]))  # warm caches
         for rnd in range(args.rounds):
             for n in threads:
@@ -293,7 +304,6 @@ def main() -> None:
     if args.replay:
         load_before, began = tuple(saved["load_before"]), saved["began"]
     OUT.mkdir(parents=True, exist_ok=True)
-    raw = OUT / "results.json"
     if not args.replay:
         raw.write_text(json.dumps({"quality": quality, "began": began,
                                    "speed": {json.dumps(list(k)): v for k, v in speed.items()},

@@ -291,6 +291,37 @@ def _mm_impl(x, w, d, m, bias, out):
 
 
 @njit(cache=True, nogil=True)
+def dequantize_q4(qs, d, m, t0, out):
+    """Rows of a 4-bit matrix as float32: tiles ``t0..`` of ``qs`` (n_tiles, n_blocks, 16,
+    T) with ``d``, ``m`` into ``out`` (rows, 32 n_blocks), one pass (for prefill)."""
+    _, n_blocks, _, tile = qs.shape
+    rows = out.shape[0]
+    for r in range(rows):
+        t, o = t0 + r // tile, r % tile
+        q, dt, mt = qs[t], d[t], m[t]
+        row = out[r]
+        for k in range(n_blocks):
+            dk, mk = _f16_as_f32(dt[k, o]), _f16_as_f32(mt[k, o])
+            qk = q[k]
+            for i in range(16):
+                b = qk[i, o]
+                row[32 * k + i] = dk * _lo4(b) + mk
+                row[32 * k + 16 + i] = dk * _hi4(b) + mk
+
+
+@njit(cache=True, nogil=True)
+def dequantize_i8(qs, d, m, t0, out):
+    """Rows of a per-channel int8 matrix as float32 (see :func:`dequantize_q4`)."""
+    _, n_in, tile = qs.shape
+    for r in range(out.shape[0]):
+        t, o = t0 + r // tile, r % tile
+        dk, mk = _f16_as_f32(d[t, o]), _f16_as_f32(m[t, o])
+        q, row = qs[t], out[r]
+        for j in range(n_in):
+            row[j] = dk * _i8(q[j, o]) + mk
+
+
+@njit(cache=True, nogil=True)
 def matmul(x, w, d, m, bias, out):
     """``out = x @ W.T + bias`` for one matrix of any kind, outside the decoding step
     (lmlab.quantize's layers call it for a few rows)."""

@@ -87,6 +87,8 @@ class _QuantMatrix(nn.Module):
         self, dtype: torch.dtype = torch.float32, tiles: slice = slice(None)
     ) -> torch.Tensor:
         """The matrix (out, in) in ``dtype`` (or the outputs of ``tiles``): a transient copy."""
+        if dtype in (torch.float32, torch.bfloat16) and self.w.device.type == "cpu":
+            return self._dequantize_kernel(tiles).to(dtype)
         d, m = self._scales(dtype)
         d, m, qw = d[tiles], m[tiles], self.w[tiles]
         if self.bits == 4:
@@ -97,6 +99,17 @@ class _QuantMatrix(nn.Module):
         w = w.transpose(1, 2).reshape(-1, self.in_features)
         start = (tiles.start or 0) * TILE
         return w[: max(0, self.out_features - start)]
+
+    def _dequantize_kernel(self, tiles: slice) -> torch.Tensor:
+        """:meth:`dequantize` in one compiled pass (float32)."""
+        from lmlab.generate._fastdecode_kernels import dequantize_i8, dequantize_q4
+
+        t0, t1, _ = tiles.indices(self.w.shape[0])
+        rows = max(0, min(t1 * TILE, self.out_features) - t0 * TILE)
+        out = np.empty((rows, self.in_features), np.float32)
+        w, d, m = self.kernel_arrays()
+        (dequantize_q4 if self.bits == 4 else dequantize_i8)(w, d, m, t0, out)
+        return torch.from_numpy(out)
 
     def rows(self, idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Rows ``idx`` (any shape) of the matrix, dequantised: ``(*idx.shape, in)``."""
