@@ -99,3 +99,14 @@ def test_bad_configs_are_one_line_errors():
     src = torch.ones(1, 40, dtype=torch.long)
     with pytest.raises(LmlabError, match="context length"):
         model.start(src, torch.ones(1, 40, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(("kind", "block"), MODELS)
+def test_cross_attention_weights_are_distributions_over_real_source_tokens(kind, block):
+    model = tiny(kind, block)
+    src, mask, tgt = batch()
+    a = model.cross_attention(src, mask, tgt)
+    assert a.shape[0] == 3 and a.shape[2:] == (9, 7)
+    torch.testing.assert_close(a.sum(-1), torch.ones(a.shape[:-1]))
+    assert float(a[2, :, :, 3:].abs().sum()) == 0.0  # padding gets no attention
+    assert float(a[0].std()) > 0

@@ -52,13 +52,18 @@ def test_eval_reproduces_the_runs_test_scores(run_dir: Path, capsys):
     assert json.loads(capsys.readouterr().out)["n"] == 5
 
 
-def test_predict_translates_arguments_and_n_best(run_dir: Path, capsys):
+def test_predict_translates_arguments_and_n_best(run_dir: Path, tmp_path, capsys):
     capsys.readouterr()
     assert main(["task", "predict", "--run", str(run_dir), "我們走吧。", "你好", "--json",
                  "--n-best", "2", "--beam", "3"]) == 0  # fmt: skip
     recs = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["source"] for r in recs] == ["我們走吧。", "你好"]
     assert all(len(r["translations"]) == 2 for r in recs)
+    png = tmp_path / "attention.png"
+    assert (
+        main(["task", "predict", "--run", str(run_dir), "我們走吧。", "--attention", str(png)]) == 0
+    )
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_one_line_errors(run_dir: Path, tmp_path, capsys):

@@ -304,3 +304,24 @@ class EncoderDecoder(nn.Module):
         for block in self.decoder:
             x = block(x, rope, block.cross.memory_kv(memory), mem_mask)
         return self.head(self.dec_ln(x))
+
+    @torch.no_grad()
+    def cross_attention(
+        self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, layer: int = -1
+    ) -> torch.Tensor:
+        """Cross-attention weights ``(B, heads, T, S)`` of decoder layer ``layer`` when the
+        decoder reads ``tgt_in`` (teacher-forced): where each target position looks."""
+        memory = self.encode(src, src_mask)
+        x, rope = self._embed(tgt_in, self.tgt_emb, self.tgt_pos, 0)
+        mem_mask = src_mask[:, None, None, :]
+        layer %= len(self.decoder)
+        for i, block in enumerate(self.decoder):
+            kv = block.cross.memory_kv(memory)
+            if i == layer:
+                h = x + block.attn(block.ln1(x), rope, causal=True)
+                B, T, _ = h.shape
+                q = block.cross.q(block.ln2(h)).view(B, T, block.cross.n_head, -1).transpose(1, 2)
+                e = (q.float() @ kv[0].float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
+                return e.masked_fill(~mem_mask, float("-inf")).softmax(-1)
+            x = block(x, rope, kv, mem_mask)
+        raise AssertionError("unreachable")

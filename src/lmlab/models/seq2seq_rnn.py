@@ -122,11 +122,14 @@ class Seq2SeqRNN(nn.Module):
         h = torch.tanh(self.bridge(mean)).view(B, c.n_layer, c.hidden).transpose(0, 1)
         return RNNState(memory, self.w_k(memory), src_mask, h.contiguous())
 
-    def _attend_out(self, dec: torch.Tensor, state: RNNState) -> torch.Tensor:
+    def _weights(self, dec: torch.Tensor, state: RNNState) -> torch.Tensor:
         # additive scores (B, T, S): v . tanh(W_q h_t + W_k m_s)
         e = self.v(torch.tanh(self.w_q(dec)[:, :, None, :] + state.keys[:, None])).squeeze(-1)
         e = e.float().masked_fill(~state.mask[:, None, :], float("-inf"))
-        a = F.softmax(e, dim=-1).to(state.memory.dtype)
+        return F.softmax(e, dim=-1)
+
+    def _attend_out(self, dec: torch.Tensor, state: RNNState) -> torch.Tensor:
+        a = self._weights(dec, state).to(state.memory.dtype)
         ctx = torch.bmm(a, state.memory)  # (B, T, H)
         out = torch.tanh(self.w_o(torch.cat([dec, ctx], dim=-1)))
         return self.head(self.drop(out))
@@ -143,3 +146,12 @@ class Seq2SeqRNN(nn.Module):
     ) -> torch.Tensor:
         """Teacher-forced logits ``(B, T, V)`` (``tgt_in`` starts with the start token)."""
         return self.step(tgt_in, self.start(src, src_mask))
+
+    @torch.no_grad()
+    def cross_attention(
+        self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, layer: int = -1
+    ) -> torch.Tensor:
+        """Attention weights ``(B, 1, T, S)`` when the decoder reads ``tgt_in``."""
+        state = self.start(src, src_mask)
+        dec, _ = self.decoder(self.tgt_emb(tgt_in), state.h)
+        return self._weights(dec, state)[:, None]

@@ -212,10 +212,13 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="sampling temperature (1.0)")  # fmt: skip
     g.add_argument("--top-p", dest="translate_top_p", type=float, default=1.0,
                    help="nucleus sampling mass (1.0)")  # fmt: skip
+    g.add_argument("--attention", metavar="PNG",
+                   help="draw the cross-attention map of the first translation")  # fmt: skip
 
 
 def predict(args: argparse.Namespace, run) -> int:
     import json
+    import sys
 
     from lmlab.cli.task.predict import _read_texts
 
@@ -223,6 +226,13 @@ def predict(args: argparse.Namespace, run) -> int:
     out = run.translate(texts, args.translate_decode, args.translate_beam, args.translate_alpha,
                         n_best=args.n_best, temperature=args.translate_temperature,
                         top_p=args.translate_top_p, progress=len(texts) > 20)  # fmt: skip
+    if args.attention:
+        from pathlib import Path
+
+        from lmlab.tasks.translate.plots import plot_attention
+
+        path = plot_attention(run, texts[0], out[0][0][0], Path(args.attention))
+        print(f"attention map: {path}", file=sys.stderr)
     for text, hyps in zip(texts, out, strict=True):
         if args.json:
             print(json.dumps({"source": text, "translations": [
