@@ -123,17 +123,24 @@ def toy_pairs(path, n: int, seed: int):
     return path
 
 
-def test_tiny_transformer_learns_a_toy_translation(tmp_path):
+MODELS = {
+    "transformer": {"family": "transformer", "d_model": 64, "n_head": 2, "n_enc_layer": 1,
+                    "n_dec_layer": 1, "d_ff": 128, "dropout": 0.0},
+    "rnn": {"family": "rnn", "embed_dim": 32, "hidden": 64, "attn_dim": 32, "dropout": 0.0},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("family", list(MODELS))
+def test_tiny_model_learns_a_toy_translation(tmp_path, family):
     from lmlab.tasks.translate import load_run, train_run
 
     data = toy_pairs(tmp_path / "toy.tsv", 2000, 0)
     cfg = {
         "task": {"data": {"path": str(data)}, "direction": "xx-en"},
         "tokenizer": {"src_vocab_size": 300, "tgt_vocab_size": 300},
-        "model": {"family": "transformer", "d_model": 64, "n_head": 2, "n_enc_layer": 1,
-                  "n_dec_layer": 1, "d_ff": 128, "dropout": 0.0},
-        "train": {"max_steps": 250, "batch_size": 32, "lr": 3e-3, "warmup": 30,
-                  "eval_every": 125, "max_len": 16, "threads": 1, "beam": 3},
+        "model": MODELS[family],
+        "train": {"max_steps": 200, "batch_size": 32, "lr": 3e-3, "warmup": 30,
+                  "eval_every": 100, "max_len": 16, "threads": 1, "beam": 3},
     }  # fmt: skip
     run, reports = train_run(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     assert reports["beam"].bleu > 60 and reports["greedy"].bleu > 60
