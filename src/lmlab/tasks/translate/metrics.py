@@ -43,8 +43,12 @@ def ref_streams(refs: list[list[str]]) -> list[list[str | None]]:
 
 def score(hyps: list[str], refs: list[list[str]], tgt_lang: str) -> Scores:
     """Corpus BLEU and chrF of ``hyps`` against ``refs`` (a list of references per source)."""
-    from sacrebleu.metrics import BLEU, CHRF
-
+    try:
+        from sacrebleu.metrics import BLEU, CHRF
+    except ImportError:
+        raise LmlabError(
+            "translation scores need sacrebleu: pip install 'lmlab[translate]'"
+        ) from None
     if len(hyps) != len(refs):
         raise LmlabError(f"{len(hyps)} translations for {len(refs)} sources")
     if not hyps:
