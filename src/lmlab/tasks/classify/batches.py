@@ -15,16 +15,37 @@ import torch
 from lmlab.tokenize import Tokenizer
 
 
-def encode_texts(
-    tokenizer: Tokenizer, texts: list[str], max_len: int
-) -> tuple[list[np.ndarray], int]:
-    """Token ids of each text, cut to ``max_len``; also how many texts were cut."""
+def _encode(tokenizer: Tokenizer, texts: list[str]) -> list[np.ndarray]:
     if hasattr(tokenizer, "encode_batch"):  # BPE: encoded in parallel by ``tokenizers``
-        ids = [np.asarray(x, dtype=np.int64) for x in tokenizer.encode_batch(texts)]
-    else:
-        ids = [tokenizer.encode_array(t) for t in texts]
+        return [np.asarray(x, dtype=np.int64) for x in tokenizer.encode_batch(texts)]
+    return [tokenizer.encode_array(t) for t in texts]
+
+
+def encode_texts(
+    tokenizer: Tokenizer,
+    texts: list[str],
+    max_len: int,
+    template: str | None = None,
+    prefix: str = "",
+) -> tuple[list[np.ndarray], int]:
+    """Token ids of each text, cut to ``max_len``; also how many texts were cut.
+
+    With a prompt ``template`` (holding ``{text}``) the text is cut to ``max_len`` tokens
+    first, then written into the template, encoded, and ``prefix``'s tokens put before it:
+    the instruction and the answer cue always survive the cut."""
+    ids = _encode(tokenizer, texts)
     cut = sum(len(x) > max_len for x in ids)
-    return [x[:max_len] for x in ids], cut
+    if template is None and not prefix:
+        return [x[:max_len] for x in ids], cut
+    kept = [
+        t if len(x) <= max_len else tokenizer.decode(x[:max_len].tolist())
+        for t, x in zip(texts, ids, strict=True)
+    ]
+    full = _encode(tokenizer, [(template or "{text}").replace("{text}", t) for t in kept])
+    if prefix:
+        head = np.asarray(tokenizer.encode(prefix), dtype=np.int64)
+        full = [np.concatenate([head, x]) for x in full]
+    return full, cut
 
 
 def pad(seqs: list[np.ndarray], pad_id: int, min_len: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

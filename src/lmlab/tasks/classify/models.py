@@ -15,8 +15,8 @@ Token id ``vocab_size`` is padding (an extra embedding row, kept at zero).
 * ``bilstm`` / ``bigru``: a bidirectional LSTM or GRU encoder whose outputs are max- (or
   mean-) pooled over time, or whose last states are concatenated (``pooling = "last"``).
 
-A pretrained Transformer with a classification head (issue 13's later rungs) joins this
-table as one more entry with the same two halves.
+* ``lm`` / ``prompt`` (:mod:`lmlab.tasks.classify.lm`): a pretrained Transformer with a
+  classification head, fine-tuned fully or with LoRA; or prompted, scoring label words.
 """
 
 from __future__ import annotations
@@ -101,6 +101,13 @@ class Classifier(nn.Module):
 
     def num_params(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The tensors ``model.safetensors`` holds (every one, unless a family keeps less)."""
+        return self.state_dict()
+
+    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict(tensors)
 
 
 class BowClassifier(Classifier):
@@ -198,8 +205,19 @@ FAMILIES: dict[str, tuple[type, type[Classifier], dict[str, Any]]] = {
 }
 
 
+def _pretrained_families() -> None:
+    """Add ``lm`` and ``prompt`` (their module imports the Transformer) on first use."""
+    if "lm" not in FAMILIES:
+        from lmlab.tasks.classify.lm import LMClassifier, LMConfig, PromptClassifier, PromptConfig
+
+        FAMILIES["lm"] = (LMConfig, LMClassifier, {})
+        FAMILIES["prompt"] = (PromptConfig, PromptClassifier, {})
+
+
 def build_classifier(family: str, config: dict[str, Any]) -> Classifier:
-    """A classifier of ``family`` from a config dict (unknown keys are errors)."""
+    """A classifier of ``family`` from a config dict (unknown keys are errors). ``lm`` and
+    ``prompt`` come without weights: see :mod:`lmlab.tasks.classify.lm`."""
+    _pretrained_families()
     if family not in FAMILIES:
         raise LmlabError(f"unknown classifier {family!r}; choose one of {', '.join(FAMILIES)}")
     cfg_cls, model_cls, defaults = FAMILIES[family]

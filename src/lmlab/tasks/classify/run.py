@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,9 +28,17 @@ from lmlab.run import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, load_tensors_chec
 from lmlab.tasks.classify.batches import encode_texts
 from lmlab.tasks.classify.explain import explain
 from lmlab.tasks.classify.models import Classifier, build_classifier, config_dict
+from lmlab.tasks.classify.pretrained import (
+    PRETRAINED,
+    build_pretrained,
+    card_lines,
+    open_pretrained_model,
+    train_defaults,
+)
 from lmlab.tasks.classify.trainer import (
     METRICS_FILE,
     ClassifyTrainConfig,
+    TrainOutcome,
     predict_logits,
     train_classifier,
 )
@@ -38,6 +47,7 @@ from lmlab.tasks.datasets import DEFAULT_SPLIT_SEED, TaskData, load_task_data
 from lmlab.tasks.metrics import Report, evaluate_predictions
 from lmlab.tasks.plots import plot_confusion, plot_learning_curve
 from lmlab.tasks.rundir import task_config, write_card, write_results
+from lmlab.tasks.splits import stratified_split
 from lmlab.tokenize import Tokenizer, WordTokenizer, load_tokenizer, train_tokenizer
 
 # Tokenizer options unless the config says otherwise: words lower-cased, a large vocabulary
@@ -65,6 +75,9 @@ class ClassifierRun:
         return int(self.config["train"].get("max_len", 256))
 
     def encode(self, texts: list[str]) -> list[np.ndarray]:
+        c = self.model.config
+        if hasattr(c, "template"):  # a pretrained Transformer reads a prompt
+            return encode_texts(self.tokenizer, texts, self.max_len, c.template, c.prefix)[0]
         return encode_texts(self.tokenizer, texts, self.max_len)[0]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -114,6 +127,9 @@ def token_pieces(tokenizer: Tokenizer, text: str, ids: np.ndarray) -> list[str]:
 def load_run(path: str | Path) -> ClassifierRun:
     p = Path(path)
     cfg = task_config(p)
+    if cfg.get("model", {}).get("family") in PRETRAINED:
+        model = open_pretrained_model(cfg, p)
+        return ClassifierRun(p, cfg, model, load_tokenizer(p / TOKENIZER_FILE))
     model_cfg = dict(cfg["model"])
     model = build_classifier(model_cfg.pop("family"), model_cfg)
     tensors = load_tensors_checked(p / MODEL_FILE)
@@ -163,38 +179,72 @@ def train_run(
     data = load_task_data(task["data"], seed)
     log(f"data: {data.name} ({data.language}), {data.sizes()}; {len(data.labels)} classes: "
         f"{', '.join(data.labels[:10])}{' ...' if len(data.labels) > 10 else ''}")  # fmt: skip
-    tokenizer = train_tokenizer(tok_kind, data.train.texts, **tok_opts)
-    encoded, cut = {}, {}
+    pretrained = family in PRETRAINED
+    if pretrained:
+        if emb:
+            raise LmlabError(
+                f"--vectors is for the word-level models; --model {family} has its base's"
+            )
+        defaults = train_defaults(family, model_cfg)
+        tcfg = from_dict(
+            ClassifyTrainConfig, {**defaults, **dict(config.get("train", {}))}, where="[train]"
+        )
+        torch.manual_seed(tcfg.seed)
+        model, tokenizer, base_record = build_pretrained(family, model_cfg, task, data, log)
+        task["base"] = base_record
+        tok_entry: dict[str, Any] = {"kind": tokenizer.kind}
     parts = {"train": data.train, "validation": data.validation, "test": data.test}
+    sampled = {}
+    for split, limit in (("train", tcfg.max_train), ("validation", tcfg.max_validation)):
+        ex = parts[split]
+        if limit is not None and limit < len(ex) and ex is not None:
+            idx = stratified_split(ex.labels, [limit / len(ex), 1 - limit / len(ex)], tcfg.seed)[0]
+            parts[split] = sampled[split] = ex.subset(idx)
+            log(
+                f"{split}: a stratified sample of {len(idx):,} of {len(ex):,} texts (seed {tcfg.seed})"
+            )
+    if not pretrained:
+        tokenizer = train_tokenizer(tok_kind, parts["train"].texts, **tok_opts)
+        tok_entry = {"kind": tok_kind, **tok_opts}
+    prompt = (
+        {
+            "template": getattr(model.config, "template", None),
+            "prefix": getattr(model.config, "prefix", ""),
+        }
+        if pretrained
+        else {}
+    )
+    encoded, cut = {}, {}
     for split, ex in parts.items():
         if ex is not None:
-            encoded[split], cut[split] = encode_texts(tokenizer, ex.texts, tcfg.max_len)
+            encoded[split], cut[split] = encode_texts(tokenizer, ex.texts, tcfg.max_len, **prompt)
     n_cut = sum(cut.values())
     if n_cut:
         where = ", ".join(f"{k} {v:,}" for k, v in cut.items() if v)
         warnings.warn(f"{n_cut:,} texts cut to {tcfg.max_len} tokens ({where}); raise "
                       "train.max_len to keep more", stacklevel=2)  # fmt: skip
-    vectors = Vectors.load(emb["path"]) if emb else None
-    if vectors is not None:
-        model_cfg.setdefault("embed_dim", vectors.vector_size)
-        model_cfg["freeze_embeddings"] = bool(emb.get("freeze", False))
-    model_cfg.update(vocab_size=tokenizer.vocab_size, n_classes=len(data.labels))
-    torch.manual_seed(tcfg.seed)
-    model = build_classifier(family, model_cfg)
-    if vectors is not None:
-        cover = init_from_vectors(
-            model.embedding, tokenizer, vectors, bool(emb.get("freeze", False))
-        )
-        emb.update(path=str(Path(emb["path"]).resolve()), freeze=bool(emb.get("freeze", False)),
-                   coverage=round(cover["coverage"], 4), found=cover["found"])  # fmt: skip
-        log(f"word vectors {emb['path']}: {cover['found']:,} of {cover['words']:,} words "
-            f"({cover['coverage']:.1%}), {'frozen' if emb['freeze'] else 'fine-tuned'}")  # fmt: skip
+    if not pretrained:
+        vectors = Vectors.load(emb["path"]) if emb else None
+        if vectors is not None:
+            model_cfg.setdefault("embed_dim", vectors.vector_size)
+            model_cfg["freeze_embeddings"] = bool(emb.get("freeze", False))
+        model_cfg.update(vocab_size=tokenizer.vocab_size, n_classes=len(data.labels))
+        torch.manual_seed(tcfg.seed)
+        model = build_classifier(family, model_cfg)
+        if vectors is not None:
+            cover = init_from_vectors(
+                model.embedding, tokenizer, vectors, bool(emb.get("freeze", False))
+            )
+            emb.update(path=str(Path(emb["path"]).resolve()), freeze=bool(emb.get("freeze", False)),
+                       coverage=round(cover["coverage"], 4), found=cover["found"])  # fmt: skip
+            log(f"word vectors {emb['path']}: {cover['found']:,} of {cover['words']:,} words "
+                f"({cover['coverage']:.1%}), {'frozen' if emb['freeze'] else 'fine-tuned'}")  # fmt: skip
     task.update(kind="classify", split_seed=seed, labels=data.labels, language=data.language)
     if emb:
         task["embeddings"] = emb
     full = {
         "task": task,
-        "tokenizer": {"kind": tok_kind, **tok_opts},
+        "tokenizer": tok_entry,
         "model": config_dict(model),
         "train": {k: v for k, v in asdict(tcfg).items() if v is not None},
     }
@@ -209,46 +259,59 @@ def train_run(
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
-    log(f"training {family} ({model.num_params():,} parameters, {model.num_params(True):,} "
-        f"trainable; {tok_kind} tokenizer, vocabulary {tokenizer.vocab_size:,}) into {out}")  # fmt: skip
+    log(f"{'training' if family != 'prompt' else 'prompting'} {family} ({model.num_params():,} "
+        f"parameters, {model.num_params(True) if family != 'prompt' else 0:,} trainable; "
+        f"{tok_entry['kind']} tokenizer, vocabulary {tokenizer.vocab_size:,}) into {out}")  # fmt: skip
     y = {s: np.array(data.ids(ex)) for s, ex in parts.items() if ex is not None}
-    outcome = train_classifier(
-        model, (encoded["train"], y["train"]), (encoded["validation"], y["validation"]), tcfg,
-        out, progress=progress,
-    )  # fmt: skip
-    log(f"{outcome.stopped} after {outcome.steps:,} steps ({outcome.epochs:.2f} epochs, "
-        f"{outcome.elapsed:.1f} s); best validation at step {outcome.best_step:,}")  # fmt: skip
+    if family == "prompt":  # nothing to train
+        outcome = TrainOutcome(0, 0.0, 0.0, 0, {}, "not trained (prompting)")
+    else:
+        outcome = train_classifier(
+            model, (encoded["train"], y["train"]), (encoded["validation"], y["validation"]), tcfg,
+            out, progress=progress,
+        )  # fmt: skip
+        log(f"{outcome.stopped} after {outcome.steps:,} steps ({outcome.epochs:.2f} epochs, "
+            f"{outcome.elapsed:.1f} s); best validation at step {outcome.best_step:,}")  # fmt: skip
     run = ClassifierRun(out, full, model, tokenizer)
     reports = {}
+    t_eval = time.perf_counter()
     for split in ("validation", "test"):
         if split in encoded:
             reports[split] = run.evaluate(parts[split], tcfg.n_boot, 0)  # type: ignore[arg-type]
+    eval_seconds = time.perf_counter() - t_eval
     summary = {
         "train_seconds": round(outcome.elapsed, 2), "steps": outcome.steps,
         "epochs": round(outcome.epochs, 3), "best_step": outcome.best_step,
         "stopped": outcome.stopped, "parameters": model.num_params(),
         "trainable_parameters": model.num_params(True), "data": data.name,
         "sizes": {s: len(ex) for s, ex in parts.items() if ex is not None},
+        "eval_seconds": round(eval_seconds, 2),
     }  # fmt: skip
     write_results(out, reports, summary)
     last = "test" if "test" in reports else "validation"
     plot_confusion(reports[last].confusion, data.labels, out / "confusion.png",
                    title=f"{data.name} {last}: {family}, accuracy {reports[last].accuracy:.3f}")  # fmt: skip
-    plot_learning_curve(out / METRICS_FILE, out / "learning_curve.png",
-                        title=f"{data.name}: {family}", select=tcfg.select)  # fmt: skip
+    if (out / METRICS_FILE).is_file():
+        plot_learning_curve(out / METRICS_FILE, out / "learning_curve.png",
+                            title=f"{data.name}: {family}", select=tcfg.select)  # fmt: skip
     lines = [
         f"- task: **classify**, data **{data.name}** ({data.language}): {data.sizes()}, "
         f"split seed {seed}",
         f"- labels: {', '.join(data.labels)}",
         f"- model: **{family}**, {model.num_params():,} parameters "
         f"({model.num_params(True):,} trainable)",
-        f"- tokenizer: {tok_kind}, vocabulary {tokenizer.vocab_size:,}",
+        f"- tokenizer: {tok_entry['kind']}, vocabulary {tokenizer.vocab_size:,}",
     ]
+    if pretrained:
+        lines += card_lines(
+            model, task["base"], len(parts["train"]) if "train" in sampled else None
+        )
     if emb:
         lines.append(f"- word vectors: `{emb['path']}` ({emb['coverage']:.1%} of the words), "
                      f"{'frozen' if emb['freeze'] else 'fine-tuned'}")  # fmt: skip
-    lines.append(f"- training: {outcome.steps:,} steps ({outcome.epochs:.2f} epochs) in "
+    if family != "prompt":
+        lines.append(f"- training: {outcome.steps:,} steps ({outcome.epochs:.2f} epochs) in "
                  f"{outcome.elapsed:.1f} s, {outcome.stopped}; model selected at step "
-                 f"{outcome.best_step:,} by validation {tcfg.select}; seed {tcfg.seed}")  # fmt: skip
+                     f"{outcome.best_step:,} by validation {tcfg.select}; seed {tcfg.seed}")  # fmt: skip
     write_card(out, lines, reports, full, ["learning_curve.png", "confusion.png"])
     return run, reports

@@ -55,6 +55,8 @@ class ClassifyTrainConfig:
     seed: int = 1
     threads: int | None = None  # CPU threads (default: torch's)
     n_boot: int = 1000  # bootstrap resamples for the reported intervals
+    max_train: int | None = None  # train on a seeded, stratified sample of this many texts
+    max_validation: int | None = None  # select on a seeded, stratified sample of the validation
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_len"):
@@ -66,6 +68,9 @@ class ClassifyTrainConfig:
             raise LmlabError(f"train.select must be accuracy or macro_f1, got {self.select!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise LmlabError("train.max_steps must be at least 1")
+        for name in ("max_train", "max_validation"):
+            if getattr(self, name) is not None and getattr(self, name) < 2:
+                raise LmlabError(f"train.{name} must be at least 2, got {getattr(self, name)}")
 
     @property
     def final_lr(self) -> float:
@@ -109,7 +114,7 @@ def _val_scores(model: Classifier, seqs, y: np.ndarray, batch_size: int) -> dict
 
 
 def _snapshot(model: Classifier) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    return {k: v.detach().clone().contiguous() for k, v in model.weights().items()}
 
 
 def train_classifier(
@@ -210,7 +215,7 @@ def _train(
                 if stopped != "finished" or step >= total:
                     break
     bar.close()
-    model.load_state_dict(best_state)
+    model.load_weights(best_state)
     model.eval()
     return TrainOutcome(
         step, step / per_epoch, time.perf_counter() - t0, best_step, best, stopped, history

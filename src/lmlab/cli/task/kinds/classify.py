@@ -3,17 +3,24 @@
 lmlab task train classify --data sst2 --model textcnn --out runs/sst2-cnn
 lmlab task train classify --data reviews.csv --text-column review --label-column stars \
     --model bilstm --out runs/reviews
+lmlab task train classify --data sst2 --model lm --base builtin:smollm2 --lora --out runs/sst2-lm
+lmlab task train classify --data sst2 --model prompt --base builtin:smollm2 --shots 4 --out runs/sst2-4shot
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "text classification and sentiment (bow, textcnn, bilstm, bigru)"
+HELP = "text classification and sentiment (bow, textcnn, bilstm, bigru, lm, prompt)"
 TRAIN_FLAGS = {  # option -> [train] key
     "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "max_len": "max_len",
     "eval_every": "eval_every", "patience": "patience", "max_steps": "max_steps",
     "time_limit": "time_limit", "seed": "seed", "threads": "threads", "select": "select",
+    "max_train": "max_train", "max_validation": "max_validation",
+}  # fmt: skip
+MODEL_FLAGS = {  # option -> [model] key (lm, prompt)
+    "pooling": "pooling", "head_init": "head_init", "shots": "shots", "shot_seed": "shot_seed",
+    "template": "template", "instruction": "instruction",
 }  # fmt: skip
 
 
@@ -38,7 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=list(CLASSIFIERS),
                    help="bow (averaged embeddings + MLP), textcnn (Kim 2014, default), "
-                   "bilstm / bigru (recurrent encoder + pooling)")  # fmt: skip
+                   "bilstm / bigru (recurrent encoder + pooling), lm (a pretrained Transformer "
+                   "+ head, fine-tuned; needs --base), prompt (zero/few-shot prompting of "
+                   "--base, scored by the label words' likelihood; nothing trained)")  # fmt: skip
     m.add_argument("--tokenizer", choices=["word", "char", "bpe"],
                    help="word (regex; jieba for Chinese; default), char, or bpe")  # fmt: skip
     m.add_argument("--vocab-size", type=int, help="word vocabulary cap (50000) / BPE size (8000)")
@@ -48,6 +57,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "vectors from this file: lmlab embed train's output, any of its formats")  # fmt: skip
     m.add_argument("--freeze-embeddings", action="store_true",
                    help="keep the --vectors fixed (Kim's 'static'; default: fine-tuned)")  # fmt: skip
+    lm = p.add_argument_group("pretrained Transformer (--model lm / prompt)")
+    lm.add_argument("--base", help="builtin:smollm2, a .gguf file, a Hugging Face folder or an "
+                    "lmlab Transformer run")  # fmt: skip
+    lm.add_argument("--lora", action="store_true", help="lm: train LoRA adapters and the head "
+                    "(default: fine-tune every weight)")  # fmt: skip
+    lm.add_argument("--lora-rank", type=int, help="LoRA rank (8)")
+    lm.add_argument("--lora-alpha", type=float, help="LoRA alpha (16)")
+    lm.add_argument("--pooling", choices=["last", "mean"],
+                    help="lm: the last real token's hidden state (default) or the mean")  # fmt: skip
+    lm.add_argument("--head-init", choices=["label_words", "random"],
+                    help="lm: start the head from the label words' output rows (default) or "
+                    "at random")  # fmt: skip
+    lm.add_argument("--shots", type=int, help="prompt: demonstrations from the training split (0)")
+    lm.add_argument("--shot-seed", type=int, help="prompt: seed of the demonstrations (1)")
+    lm.add_argument("--label-words", help="one word per label, comma-separated, in label order "
+                    "(default: the data set's, else the labels)")  # fmt: skip
+    lm.add_argument("--template", help="prompt around each text, with {text} (default: the data "
+                    "set's, e.g. 'Review: {text}\\nSentiment:')")  # fmt: skip
+    lm.add_argument("--instruction", help="text before the prompt (prompt: before the "
+                    "demonstrations; default: the data set's)")  # fmt: skip
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, help="passes over the training data (10)")
     t.add_argument("--batch-size", type=int, help="texts per step (50)")
@@ -61,6 +90,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--time-limit", type=float, help="stop after this many seconds")
     t.add_argument("--seed", type=int, help="initialisation and shuffling seed (1)")
     t.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    t.add_argument("--max-train", type=int, help="train on a seeded, stratified sample of N texts")
+    t.add_argument("--max-validation", type=int,
+                   help="select on a seeded, stratified sample of N validation texts")  # fmt: skip
     p.add_argument("--config", help="TOML file with [task] [tokenizer] [model] [train] sections")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set model.filters=200 "
@@ -97,11 +129,54 @@ def build_config(args: argparse.Namespace) -> dict:
     model["family"] = args.model or model.get("family", "textcnn")
     if args.embed_dim is not None:
         model["embed_dim"] = args.embed_dim
+    _pretrained_options(args, task, model)
     train = cfg.setdefault("train", {})
     for flag, key in TRAIN_FLAGS.items():
         if getattr(args, flag) is not None:
             train[key] = getattr(args, flag)
     return apply_overrides(cfg, args.set)
+
+
+def _pretrained_options(args: argparse.Namespace, task: dict, model: dict) -> None:
+    from lmlab.errors import LmlabError
+
+    family = model["family"]
+    given = [f for f in ("base", "lora", "lora_rank", "lora_alpha", "label_words", *MODEL_FLAGS)
+             if getattr(args, f) not in (None, False)]  # fmt: skip
+    if family not in ("lm", "prompt"):
+        if given:
+            raise LmlabError(f"--{given[0].replace('_', '-')} is for --model lm or prompt")
+        return
+    if args.base:
+        task["base"] = args.base
+    if not task.get("base"):
+        raise LmlabError(
+            f"--model {family} needs --base (builtin:smollm2, a .gguf, an HF folder or a run)"
+        )
+    only = {"lm": ("lora", "lora_rank", "lora_alpha", "pooling", "head_init"),
+            "prompt": ("shots", "shot_seed")}  # fmt: skip
+    for other, flags in only.items():
+        wrong = [f for f in flags if other != family and f in given]
+        if wrong:
+            raise LmlabError(f"--{wrong[0].replace('_', '-')} is for --model {other}")
+    for flag, key in MODEL_FLAGS.items():
+        if getattr(args, flag) is not None:
+            model[key] = (
+                getattr(args, flag).replace("\\n", "\n")
+                if isinstance(getattr(args, flag), str)
+                else getattr(args, flag)
+            )
+    if args.label_words:
+        model["label_words"] = [w.strip() for w in args.label_words.split(",")]
+    if args.lora or args.lora_rank or args.lora_alpha:
+        lora = dict(model.get("lora") or {})
+        if args.lora_rank is not None:
+            lora["rank"] = args.lora_rank
+        if args.lora_alpha is not None:
+            lora["alpha"] = args.lora_alpha
+        lora.setdefault("rank", 8)
+        lora.setdefault("alpha", 16.0)
+        model["lora"] = lora
 
 
 def report(args: argparse.Namespace, reports: dict) -> None:
