@@ -14,6 +14,9 @@ from lmlab.tasks.qa.metrics import score_answers
 from tiny_hf import save_tiny
 
 
+pytestmark = pytest.mark.slow  # fine-tunes a tiny model (about 30 s of CPU)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("qa")
@@ -27,8 +30,8 @@ def config(d, base, **train):
                                         "test": str(synthetic_squad(d / "test.json", 40, 2))},
                  "max_len": 112, "stride": 16, "max_answer_tokens": 8},
         "init": {"source": str(base)},
-        "train": {"epochs": 6, "batch_size": 8, "lr": 3e-3, "head_lr": 3e-3, "warmup": 5,
-                  "val_questions": 0, "eval_every": 30, "n_boot": 100, **train},
+        "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "head_lr": 3e-3, "warmup": 5,
+                  "val_questions": 0, "eval_every": 12, "n_boot": 100, **train},
     }  # fmt: skip
 
 
