@@ -11,7 +11,6 @@ from qa_synth import synthetic_squad
 from lmlab.cli import main
 from tiny_hf import save_tiny
 
-
 pytestmark = pytest.mark.slow  # fine-tunes a tiny model (about 30 s of CPU)
 
 

@@ -13,7 +13,6 @@ from lmlab.tasks.qa.data import read_squad
 from lmlab.tasks.qa.metrics import score_answers
 from tiny_hf import save_tiny
 
-
 pytestmark = pytest.mark.slow  # fine-tunes a tiny model (about 30 s of CPU)
 
 
