@@ -58,8 +58,12 @@ demo: install
 chat: install-chat
 	$(VENV)/bin/lmlab chat --model builtin:smollm2 --temperature 0.2 --top-p 0.9
 
+# Ends with the skipped tests and why (pytest -ra). The playground's browser test needs
+# Debian's chromium (CI installs it, .ci/run): sudo apt-get install chromium
 test: install-test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -ra
+	@command -v chromium >/dev/null 2>&1 || echo "make test: no chromium, so the playground's \
+	browser test was skipped; to run it: sudo apt-get install chromium (as .ci/run does)"
 
 # The documentation site (MkDocs + Material) into site/, strictly: a warning or a broken link
 # fails the build. The CLI reference and the Benchmarks page are generated as it builds.

@@ -116,8 +116,31 @@ def load_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise LmlabError(f"config file {p} is not valid TOML ({e}); fix or regenerate it") from e
 
 
+def umask_mode() -> int:
+    """The mode ``open()`` gives a new file (0o666 less the umask; 0o644 under umask 022).
+    Read from /proc where it can be, as setting the umask to read it is not thread-safe."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temp file (``mkstemp`` makes them 0600) onto ``path``, giving it the
+    mode any other new file gets, so a run directory's files are all alike."""
+    os.chmod(tmp, umask_mode())
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file and rename, so readers never see half a file."""
+    """Write ``data`` to ``path`` via a temp file and rename, so readers never see half a file
+    (with the umask's mode, as a plain write would have)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
@@ -126,7 +149,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, p)
+        publish(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lmlab.config import load_toml
+from lmlab.config import load_toml, publish
 from lmlab.errors import LmlabError
 from lmlab.models import LanguageModel, build_model
 from lmlab.tokenize import Tokenizer, load_tokenizer
@@ -51,7 +51,7 @@ def save_tensors_atomic(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    publish(tmp, path)
 
 
 def load_tensors_checked(path: Path) -> dict[str, torch.Tensor]:

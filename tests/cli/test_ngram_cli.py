@@ -31,7 +31,7 @@ def test_build_eval_export_import(corpus, tmp_path, capsys) -> None:
     assert cfg["model"]["family"] == "ngram" and cfg["model"]["order"] == 3
     assert (run / "model.safetensors").is_file() and (run / "tokenizer.json").is_file()
     capsys.readouterr()
-    assert main(["ngram", "eval", "--run", str(run), "--text", str(valid)]) == 0
+    assert main(["ngram", "eval", "--run", str(run), "--file", str(valid)]) == 0
     first = capsys.readouterr().out
     ppl = float(first.split("perplexity ")[1].split()[0])
     assert 20 < ppl < 2000
@@ -52,7 +52,7 @@ def test_build_eval_export_import(corpus, tmp_path, capsys) -> None:
         == 0
     )
     capsys.readouterr()
-    assert main(["ngram", "eval", "--run", str(imported), "--text", str(valid)]) == 0
+    assert main(["ngram", "eval", "--run", str(imported), "--file", str(valid)]) == 0
     assert f"perplexity {ppl:.2f}" in capsys.readouterr().out
 
 
@@ -98,7 +98,7 @@ def test_whitespace_tokenizer_and_errors(corpus, tmp_path, capsys) -> None:
         )
         == 2
     )
-    assert main(["ngram", "eval", "--run", str(tmp_path / "nope"), "--text", str(train)]) == 2
+    assert main(["ngram", "eval", "--run", str(tmp_path / "nope"), "--file", str(train)]) == 2
     bad = tmp_path / "bad.arpa"
     bad.write_text("not an arpa file\n")
     assert main(["ngram", "import-arpa", str(bad), "--out", str(tmp_path / "z")]) == 2

@@ -10,7 +10,7 @@ from lmlab.cli import main
 def test_embed_train_eval_query_plot(tmp_path, capsys):
     corpus = shared_path("timemachine", "timemachine.txt")
     out = tmp_path / "tm.bin"
-    rc = main(["embed", "train", str(corpus), "--algo", "skipgram", "--out", str(out),
+    rc = main(["embed", "train", "--corpus", str(corpus), "--algo", "skipgram", "--out", str(out),
                "--size", "32", "--epochs", "3", "--min-count", "3", "--workers", "1"])  # fmt: skip
     assert rc == 0 and out.exists()
     text = capsys.readouterr().out
@@ -24,6 +24,7 @@ def test_embed_train_eval_query_plot(tmp_path, capsys):
         [
             "embed",
             "eval",
+            "--vectors",
             str(out),
             "--analogy",
             str(analogy),
@@ -66,7 +67,7 @@ def test_embed_train_eval_query_plot(tmp_path, capsys):
 def test_embed_errors_are_one_line(tmp_path, capsys):
     corpus = tmp_path / "c.txt"
     corpus.write_text("a b c\n", encoding="utf-8")
-    assert main(["embed", "train", str(corpus), "--out", str(tmp_path / "v.txt")]) == 2
+    assert main(["embed", "train", "--corpus", str(corpus), "--out", str(tmp_path / "v.txt")]) == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("lmlab: error:")]
     assert len(errors) == 1 and "vocabulary is empty" in errors[0] and "Traceback" not in err

@@ -1,11 +1,12 @@
 """Over HTTP, a literal ``<eos>`` in a completion prompt and a ``<|im_end|>`` in a chat
 message are the user's text: they neither end the document nor close the turn, while the
-chat template's own markers are still the model's special tokens."""
+chat template's own markers are still the model's special tokens. And words a word-vectors
+model does not know are an error, not a silent zero vector."""
 
 from __future__ import annotations
 
 import pytest
-from _serve_helpers import API_KEY, make_server
+from _serve_helpers import API_KEY, make_server, write_vectors
 
 TEXT = "Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n" * 40
 
@@ -25,7 +26,8 @@ def special_server(tmp_path_factory):
             "--set", "train.threads=1", "--out", str(root / "bpe")]  # fmt: skip
     assert main(args) == 0
     save_tiny("llama", root / "hf")
-    srv, registry = make_server({"bpe": root / "bpe", "hf": root / "hf"})
+    vec = write_vectors(root / "words.txt")
+    srv, registry = make_server({"bpe": root / "bpe", "hf": root / "hf", "vec": vec})
     with srv:
         yield srv.url, registry
 
@@ -66,3 +68,18 @@ def test_chat_message_with_the_models_markers_is_text(special_server) -> None:
     assert ids.count(start) == 2  # the user turn's and the generation prompt's, not the typed one
     assert body["usage"]["prompt_tokens"] == len(ids)
     assert len(ids) != len(tok.encode_with_specials(template.render(messages)))
+
+
+def test_unknown_words_sent_to_word_vectors_are_an_error_not_zeros(special_server) -> None:
+    import httpx
+
+    url, _ = special_server
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    r = httpx.post(url + "/v1/embeddings", headers=headers, timeout=30,
+                   json={"model": "vec", "input": "xyzzy plugh"})  # fmt: skip
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "unknown_words" and "'xyzzy'" in err["message"]
+    ok = httpx.post(url + "/v1/embeddings", headers=headers, timeout=30,
+                    json={"model": "vec", "input": "king xyzzy"})  # fmt: skip
+    assert ok.status_code == 200 and any(ok.json()["data"][0]["embedding"])

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_model_arg(p)
     p.add_argument("--system", default="", help="system message to start with")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
     add_sampling_args(p)
     p.set_defaults(func=run)
 

@@ -39,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, help="training wall-clock per neural model")
     budget.add_argument("--tokens", type=int, help="training tokens per neural model")
     p.add_argument("--context", type=int, default=64, help="training window (default 64)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per step (default 32)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for training")
     p.add_argument(
         "--include",

@@ -24,10 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     prep.add_argument("--url", help="download the corpus from this URL first (needs --sha256)")
     prep.add_argument("--sha256", help="expected SHA-256 of the download")
     prep.add_argument("--jsonl-field", help="read this field of each JSONL record")
-    prep.add_argument("--tokenizer", choices=["char", "word", "bpe"], default="char")
+    prep.add_argument(
+        "--tokenizer", choices=["char", "word", "bpe"], default="char", help="tokenizer kind (char)"
+    )
     prep.add_argument("--vocab-size", type=int, help="BPE vocabulary size / word vocabulary cap")
     prep.add_argument("--lowercase", action="store_true", help="word tokenizer: lowercase")
-    prep.add_argument("--val-fraction", type=float, default=0.1)
+    prep.add_argument(
+        "--val-fraction", type=float, default=0.1, help="share held out for validation (0.1)"
+    )
     prep.add_argument("--out", required=True, help="dataset directory to write")
     prep.set_defaults(func=run_prepare)
     p.set_defaults(func=run_list)

@@ -1,7 +1,7 @@
 """``lmlab embed``: train word vectors (word2vec CBOW / skip-gram, GloVe) and query them.
 
-lmlab embed train --algo skipgram CORPUS... --out vectors.txt
-lmlab embed eval vectors.txt --lang en
+lmlab embed train --algo skipgram --corpus FILE --out vectors.txt
+lmlab embed eval --vectors vectors.txt --lang en
 lmlab embed neighbors WORD --vectors vectors.txt
 lmlab embed analogy man king woman --vectors vectors.txt
 lmlab embed plot WORD WORD WORD... --vectors vectors.txt --out words.png
@@ -23,8 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
     t = sub.add_parser("train", help="train word2vec or GloVe vectors on text files")
-    t.add_argument("corpus", nargs="+", help="text files, folders of .txt files, or builtin:NAME")
-    t.add_argument("--algo", choices=["cbow", "skipgram", "glove"], default="cbow")
+    t.add_argument("--corpus", action="append", default=[],
+                   help="text file, folder of .txt files or builtin:NAME (repeatable)")  # fmt: skip
+    t.add_argument("corpus_pos", nargs="*", metavar="CORPUS",
+                   help="deprecated: the old, positional form of --corpus")  # fmt: skip
+    t.add_argument("--algo", choices=["cbow", "skipgram", "glove"], default="cbow",
+                   help="word2vec CBOW (default), word2vec skip-gram or GloVe")  # fmt: skip
     t.add_argument("--out", required=True, help="vectors file: .txt/.vec (word2vec text), "
                    ".bin (word2vec binary) or .safetensors (+ .vocab.json)")  # fmt: skip
     t.add_argument("--mode", choices=["words", "text8", "chars"], default="words",
@@ -37,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--max-vocab", type=int, help="keep at most this many words")
     t.add_argument("--epochs", type=int, help="passes over the corpus (default 5; GloVe 15)")
     t.add_argument("--workers", type=int, default=0, help="threads (default: all cores)")
-    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     w = t.add_argument_group("word2vec")
     w.add_argument("--negative", type=int, default=5, help="negative samples (0: off)")
     w.add_argument("--hs", action="store_true", help="hierarchical softmax")
@@ -52,11 +56,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="analogy accuracy and word-similarity correlation")
-    e.add_argument("vectors", help="vectors file")
+    e.add_argument("--vectors", help="vectors file (.txt/.vec, .bin or .safetensors)")
+    e.add_argument("vectors_pos", nargs="?", metavar="VECTORS",
+                   help="deprecated: the old, positional form of --vectors")  # fmt: skip
     e.add_argument("--lang", choices=["en", "zh"], default="en", help="built-in sets (default en)")
     e.add_argument("--analogy", nargs="*", help="analogy files instead of the built-in ones")
     e.add_argument("--similarity", nargs="*", help="similarity files instead of the built-in ones")
-    e.add_argument("--method", choices=["add", "mul", "both"], default="both")
+    e.add_argument("--method", choices=["add", "mul", "both"], default="both",
+                   help="analogy scoring: 3CosAdd, 3CosMul or both (default)")  # fmt: skip
     e.add_argument("--restrict-vocab", type=int, default=300_000,
                    help="answer among the N most frequent words (default 300000)")  # fmt: skip
     e.add_argument("--sections", action="store_true", help="print every analogy section")
@@ -64,34 +71,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_eval)
 
     n = sub.add_parser("neighbors", help="nearest words by cosine similarity")
-    n.add_argument("word")
-    n.add_argument("--vectors", required=True)
-    n.add_argument("-n", "--topn", type=int, default=10)
+    n.add_argument("word", help="the word whose neighbours to list")
+    n.add_argument("--vectors", required=True, help="vectors file")
+    n.add_argument("-n", "--topn", type=int, default=10, help="how many (default 10)")
     n.set_defaults(func=cmd_neighbors)
 
     a = sub.add_parser("analogy", help="A is to B as C is to ?")
-    a.add_argument("a")
-    a.add_argument("b")
-    a.add_argument("c")
-    a.add_argument("--vectors", required=True)
+    a.add_argument("a", help="A (e.g. man)")
+    a.add_argument("b", help="B (e.g. king)")
+    a.add_argument("c", help="C (e.g. woman)")
+    a.add_argument("--vectors", required=True, help="vectors file")
     a.add_argument("--method", choices=["add", "mul"], default="add", help="3CosAdd or 3CosMul")
-    a.add_argument("-n", "--topn", type=int, default=5)
+    a.add_argument("-n", "--topn", type=int, default=5, help="how many answers (default 5)")
     a.set_defaults(func=cmd_analogy)
 
     pl = sub.add_parser("plot", help="2-D scatter of words (PCA or t-SNE) as PNG")
-    pl.add_argument("words", nargs="+")
-    pl.add_argument("--vectors", required=True)
+    pl.add_argument("words", nargs="+", help="the words to place on the plot")
+    pl.add_argument("--vectors", required=True, help="vectors file")
     pl.add_argument("--out", default="words.png", help="PNG file (default words.png)")
-    pl.add_argument("--method", choices=["pca", "tsne"], default="pca")
-    pl.add_argument("--seed", type=int, default=0)
+    pl.add_argument("--method", choices=["pca", "tsne"], default="pca",
+                    help="projection to 2-D: PCA (default) or t-SNE")  # fmt: skip
+    pl.add_argument("--seed", type=int, default=0, help="random seed of t-SNE (default 0)")
     pl.set_defaults(func=cmd_plot)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from lmlab.cli._common import deprecated_alias
     from lmlab.embeddings.corpus import encode_corpus, iter_sentences, list_files
     from lmlab.embeddings.glove import GloveConfig, train_glove
     from lmlab.embeddings.word2vec import Word2VecConfig, train_word2vec
+    from lmlab.errors import LmlabError
 
+    deprecated_alias(args, "corpus_pos", "corpus", "a positional CORPUS", "--corpus")
+    if not args.corpus:
+        raise LmlabError("no training text: pass --corpus FILE|FOLDER|builtin:NAME")
     files = list_files(args.corpus)
     print(f"reading {len(files)} file(s) ({args.mode} mode) ...", file=sys.stderr)
     t0 = time.perf_counter()
@@ -150,7 +163,13 @@ def _print_eval(vectors, lang, analogy, similarity, method, restrict, sections, 
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lmlab.cli._common import deprecated_alias
     from lmlab.embeddings.vectors import Vectors
+    from lmlab.errors import LmlabError
+
+    deprecated_alias(args, "vectors_pos", "vectors", "a positional VECTORS", "--vectors")
+    if not args.vectors:
+        raise LmlabError("give the vectors to evaluate: lmlab embed eval --vectors FILE")
 
     v = Vectors.load(args.vectors)
     print(f"{args.vectors}: {len(v):,} words x {v.vector_size}")

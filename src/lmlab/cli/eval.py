@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Score a text with a run's model: every token is predicted from the "
         "text before it (a Transformer slides a --window by --stride, many windows per "
         "forward call). Bits per byte charges each <unk> the spelling of its word, so it "
-        "compares across tokenizers; the share of <unk> is reported, with a warning above 1%%.",
+        "compares across tokenizers; the share of <unk> is reported, with a warning above 1%.",
     )
     add_model_arg(p)
     p.add_argument(

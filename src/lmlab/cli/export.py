@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run", "--model", dest="run", required=True, help="run directory (or any model source)"
     )
-    p.add_argument("--format", required=True, choices=["hf", "gguf"])
+    p.add_argument(
+        "--format", required=True, choices=["hf", "gguf"],
+        help="hf: a Hugging Face folder (transformers loads it); gguf: one file for llama.cpp",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="folder (hf) or .gguf file (gguf) to write")
     p.add_argument(
         "--dtype", default="f16", choices=["f32", "f16", "q8_0"], help="GGUF tensor type (f16)"

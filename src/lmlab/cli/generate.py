@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the last tokens of a prompt longer than the model's context (default: refuse "
         "it, as lmlab serve does)",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
     add_sampling_args(p)
     p.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ from lmlab.cli._common import add_model_arg
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a run directory")
     add_model_arg(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.set_defaults(func=run)
 
 

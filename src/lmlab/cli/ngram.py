@@ -1,7 +1,7 @@
 """``lmlab ngram``: build a Kneser-Ney n-gram model, score text, convert to and from ARPA.
 
 lmlab ngram build --corpus train.txt --order 5 --out runs/kn5 [--tokenizer whitespace]
-lmlab ngram eval --run runs/kn5 --text valid.txt
+lmlab ngram eval --run runs/kn5 --file valid.txt
 lmlab ngram export-arpa --run runs/kn5 [--out runs/kn5/model.arpa]
 lmlab ngram import-arpa model.arpa --out runs/imported
 """
@@ -21,7 +21,7 @@ TOKENIZERS = ("word", "whitespace", "char", "bpe")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ngram",
-        help="build, score, export and import n-gram (Kneser-Ney / ARPA) models",
+        help="build, evaluate, export and import n-gram (Kneser-Ney / ARPA) models",
         description="Count-based language models: interpolated modified Kneser-Ney "
         "(as KenLM's lmplz), ARPA files in and out.",
     )
@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval", help="perplexity of a text under an n-gram run")
     e.add_argument("--run", required=True, help="n-gram run directory")
-    e.add_argument("--text", required=True, help="text file to score")
+    e.add_argument("--file", help="UTF-8 text file to score (as in lmlab eval --file)")
+    e.add_argument("--text", dest="text_deprecated", help="deprecated: the old name of --file")
     e.set_defaults(func=cmd_eval)
 
     x = sub.add_parser("export-arpa", help="write a run's model as an ARPA file (KenLM, SRILM)")
@@ -134,9 +135,14 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from lmlab.cli._common import deprecated_alias
     from lmlab.evaluate.unknown import unk_warning
     from lmlab.models.ngram_io import encode_file, load_run
 
+    deprecated_alias(args, "text_deprecated", "file", "--text", "--file")
+    if not args.file:
+        raise LmlabError("give the text to score: lmlab ngram eval --run RUN --file FILE")
+    args.text = args.file
     model, tokenizer, info = load_run(args.run)
     ids = encode_file(tokenizer, args.text, info.get("split", "tokenizer"))
     if len(ids) == 0:

@@ -41,18 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--depth", type=int, help="transformer scale dial: layers; width = 64 x depth")
     p.add_argument("--block", choices=["gpt2", "llama"], help="transformer block style")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument(
+        "--steps", type=int,
+        help="optimizer steps to train (1000); with --resume, the new total to reach",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, help="sequences per step (32)")
     p.add_argument("--context", type=int, help="training window in tokens")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--eval-every", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate (1e-3)")
+    p.add_argument("--eval-every", type=int, help="validate (and checkpoint) every N steps (250)")
     p.add_argument(
         "--precision",
         choices=["fp32", "bf16", "auto"],
         help="fp32 (default), bf16 autocast, or auto: bf16 where the hardware has it natively",
     )
     p.add_argument("--time-limit", type=float, help="stop after this many seconds")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="random seed (1337)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--config", help="TOML file with [data] [tokenizer] [model] [train] sections")
     p.add_argument(
@@ -193,6 +196,13 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps if args.resume else None,
         init_model=init,
     )
+    if result.already_complete:
+        print(
+            f"lmlab: {args.out} is already complete (step {result.step} of {result.step}); "
+            f"nothing to do. To train further: lmlab train --out {args.out} --resume --steps N "
+            f"(N > {result.step})"
+        )
+        return 0
     if result.interrupted:
         print(
             f"lmlab: stopped at step {result.step}; checkpoint saved. Continue with: "
@@ -201,8 +211,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     f = result.final
     bpb = f", bits/byte {f['val_bpb']:.3f}" if f.get("val_bpb") else ""
+    ran = result.step - result.start
+    steps = f"{ran} steps" + (f" (steps {result.start + 1}-{result.step})" if result.start else "")
     print(
-        f"lmlab: done: {result.step} steps in {result.elapsed:.0f} s; validation loss {f['val_loss']:.4f} "
+        f"lmlab: done: {steps} in {result.elapsed:.0f} s; validation loss {f['val_loss']:.4f} "
         f"(perplexity {f['val_ppl']:.2f}{bpb})"
     )
     print(

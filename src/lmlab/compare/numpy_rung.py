@@ -17,7 +17,7 @@ import numpy as np
 import tomli_w
 from safetensors.torch import save_file
 
-from lmlab.config import atomic_write_text, to_dict
+from lmlab.config import atomic_write_text, publish, to_dict
 from lmlab.models import LanguageModel
 from lmlab.models.nplm import NPLMConfig
 from lmlab.models.nplm_numpy import NumpyNPLM
@@ -32,7 +32,7 @@ def save_torch_run(out: Path, model: LanguageModel, tokenizer: Any, family: str)
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".model.", suffix=".tmp")
     os.close(fd)
     save_file(model.tensors_for_save(), tmp)
-    os.replace(tmp, out / "model.safetensors")
+    publish(tmp, out / "model.safetensors")
     tokenizer.save(out / "tokenizer.json")
     config = {"model": {"family": family, **to_dict(model.config)}}
     atomic_write_text(out / "config.toml", tomli_w.dumps(config))

@@ -13,9 +13,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
+from lmlab.config import publish
 from lmlab.errors import LmlabError
+from lmlab.progress import progress_bar
 
 
 def download(url: str, sha256: str, dest_dir: str | Path, timeout: float = 60.0) -> Path:
@@ -36,7 +36,7 @@ def download(url: str, sha256: str, dest_dir: str | Path, timeout: float = 60.0)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(
+            with progress_bar(
                 total=total, unit="B", unit_scale=True, desc=f"download {name}", leave=False
             ) as bar:
                 while chunk := resp.read(1 << 20):
@@ -48,7 +48,7 @@ def download(url: str, sha256: str, dest_dir: str | Path, timeout: float = 60.0)
                 f"download of {url} has SHA-256 {h.hexdigest()}, expected {sha256}; "
                 "check the URL and hash (nothing was saved)"
             )
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise LmlabError(
             f"cannot download {url}: {getattr(e, 'reason', e)}; check the URL and your connection"

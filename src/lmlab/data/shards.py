@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from lmlab.config import atomic_write_text
 from lmlab.data.sources import Source, iter_documents
 from lmlab.errors import LmlabError
+from lmlab.progress import progress_bar
 from lmlab.tokenize import Tokenizer, load_tokenizer, train_tokenizer
 
 
@@ -100,7 +100,7 @@ def prepare_dataset(
     with (
         open(out / "train.bin.tmp", "wb") as ftrain,
         open(out / "val.bin.tmp", "wb") as fval,
-        tqdm(
+        progress_bar(
             total=total, unit="char", unit_scale=True, desc="tokenising", leave=False, disable=None
         ) as bar,
     ):

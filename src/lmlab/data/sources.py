@@ -8,6 +8,7 @@ a corpus never has to fit in memory.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import glob
 import json
 import os
@@ -73,10 +74,95 @@ def resolve_sources(specs: list[str], jsonl_field: str | None = None) -> list[So
 
 def _decode_error(path: Path, offset: int, exc: UnicodeDecodeError) -> LmlabError:
     pos = offset + exc.start
+    where = f"{path} is not UTF-8 text (invalid byte 0x{exc.object[exc.start]:02x} at byte offset {pos})"
+    guess = None
+    try:
+        with open(path, "rb") as f:
+            guess = guess_encoding(f.read(64 * 1024))  # the start, then around the bad byte
+            if guess is None and pos > 32 * 1024:
+                f.seek((pos - 32 * 1024) & ~1)
+                guess = guess_encoding(f.read(64 * 1024))
+    except OSError:
+        pass
+    if guess == "binary":
+        return LmlabError(f"{where}; it looks like a binary file, not text: pass a text file")
+    if guess is None:
+        return LmlabError(
+            f"{where}; find its encoding (e.g. file -i {path}) and convert it to UTF-8 with iconv"
+        )
     return LmlabError(
-        f"{path} is not UTF-8 text (invalid byte 0x{exc.object[exc.start]:02x} at byte offset {pos}); "
-        "convert it to UTF-8, e.g. iconv -f GB18030 -t UTF-8"
+        f"{where}; it looks like {guess}: convert it with iconv -f {guess} -t UTF-8 {path} > out.txt"
     )
+
+
+def _share(text: str, ok) -> float:
+    """The share of ``text``'s non-ASCII characters for which ``ok(c)`` holds."""
+    wide = [c for c in text if ord(c) > 127]
+    return sum(map(ok, wide)) / len(wide) if wide else 0.0
+
+
+def _in(lo: int, hi: int):
+    return lambda c: lo <= ord(c) <= hi
+
+
+def _encodable(codec: str):
+    def ok(c: str) -> bool:
+        try:
+            c.encode(codec)
+        except UnicodeEncodeError:
+            return False
+        return True
+
+    return ok
+
+
+def _cjk(c: str) -> bool:
+    return 0x4E00 <= ord(c) <= 0x9FFF or 0x3000 <= ord(c) <= 0x30FF or 0xFF00 <= ord(c) <= 0xFFEF
+
+
+# (name for iconv, Python codec, test of a plausible decoded character, share required)
+_CANDIDATES = [
+    ("EUC-KR", "euc_kr", _in(0xAC00, 0xD7A3), 0.9),  # Hangul (before GB: same byte ranges)
+    ("GB18030", "gb18030", _encodable("gb2312"), 0.9),  # common simplified Chinese
+    ("BIG5", "big5", _cjk, 0.9),
+    ("SHIFT_JIS", "shift_jis", _cjk, 0.9),
+    ("WINDOWS-1252", "cp1252", lambda c: c.isalpha() or c in "’‘“”–—…€£°§©®·", 0.8),
+]
+
+
+def _text_like(text: str) -> float:
+    """Share of ``text`` that is ASCII text or common Chinese/Japanese script."""
+    good = sum(c.isascii() and (c.isprintable() or c in "\n\r\t") or _cjk(c) for c in text)
+    return good / len(text) if text else 0.0
+
+
+def guess_encoding(sample: bytes) -> str | None:
+    """A likely encoding of bytes that are not UTF-8 (for the error's hint), ``sample``
+    starting at an even file offset: UTF-16 by its BOM or by decoding best as text,
+    ``"binary"`` for other data with zero bytes, else the first legacy encoding that
+    decodes into plausible text; None if none does."""
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16"
+    scores = {}
+    for name, codec in (("UTF-16LE", "utf_16_le"), ("UTF-16BE", "utf_16_be")) * (
+        b"\x00" in sample  # a newline or any ASCII character has one
+    ):
+        with contextlib.suppress(UnicodeDecodeError):
+            scores[name] = _text_like(codecs.getincrementaldecoder(codec)().decode(sample))
+    best = max(scores, key=scores.get, default=None)
+    if best is not None and scores[best] >= 0.95:
+        return best
+    if b"\x00" in sample:
+        return "binary"
+    for name, codec, plausible, share in _CANDIDATES:
+        for skip in (0, 1):  # the sample may start inside a two-byte character
+            try:
+                text = codecs.getincrementaldecoder(codec)().decode(sample[skip:], final=False)
+            except UnicodeDecodeError:
+                continue
+            if _share(text, plausible) >= share:
+                return name
+    return None
 
 
 def iter_file_text(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from tqdm import tqdm
 
 from lmlab.embeddings.corpus import BREAK
+from lmlab.progress import progress_bar
 
 
 def _chunk_pairs(
@@ -58,7 +58,7 @@ def cooccurrence(
     total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)  # float64 while summing
     tail = np.zeros(0, dtype=np.int32)
     lut = np.append(remap, np.int32(BREAK))  # index -1 (a break) maps to BREAK
-    with tqdm(
+    with progress_bar(
         total=len(ids), unit="w", unit_scale=True, desc="co-occurrences", disable=not progress
     ) as bar:
         for start in range(0, len(ids), chunk_tokens):

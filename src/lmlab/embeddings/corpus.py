@@ -84,17 +84,28 @@ def iter_sentences(
     if mode not in MODES:
         raise LmlabError(f"unknown corpus mode {mode!r}; choose one of {', '.join(MODES)}")
     for f in files:
-        try:
-            with open(f, encoding="utf-8", errors="replace") as fh:
-                if mode == "text8":
-                    yield from _text8_pieces(fh, max_len)
-                    continue
-                for line in fh:
-                    words = _line_words(line, mode, lowercase)
-                    if words:
-                        yield words
-        except OSError as e:
-            raise LmlabError(f"cannot read corpus file {f} ({e}); check the path") from e
+        lines = _file_lines(Path(f))
+        if mode == "text8":
+            yield from _text8_pieces(lines, max_len)
+            continue
+        for line in lines:
+            words = _line_words(line, mode, lowercase)
+            if words:
+                yield words
+
+
+def _file_lines(path: Path) -> Iterator[str]:
+    """Lines of a UTF-8 file, streamed; anything else is an error naming the file and the
+    likely encoding (as every lmlab command reads text, :mod:`lmlab.data.sources`)."""
+    from lmlab.data.sources import iter_file_text
+
+    carry = ""
+    for chunk in iter_file_text(path):
+        *lines, carry = (carry + chunk).split("\n")
+        for line in lines:
+            yield line + "\n"
+    if carry:
+        yield carry
 
 
 def _text8_pieces(

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from tqdm import tqdm
 
 from lmlab.embeddings._parallel import run_jobs
 from lmlab.embeddings._w2v_kernels import _ADD, _MUL, _S32
@@ -30,6 +29,7 @@ from lmlab.embeddings.vectors import Vectors
 from lmlab.embeddings.vocab import Vocab
 from lmlab.embeddings.word2vec import TrainResult, resolve_workers
 from lmlab.errors import LmlabError
+from lmlab.progress import progress_bar
 
 
 @dataclass
@@ -184,7 +184,7 @@ def train_glove(corpus: EncodedCorpus, cfg: GloveConfig) -> TrainResult:
     glove_step(pairs[:0], pairs_f[:0], w, c, bw, bc, gw, gc, gbw, gbc, eta, clip)  # compile
     start = time.perf_counter()
     workers = resolve_workers(cfg.workers)
-    with tqdm(total=n * cfg.epochs, unit="pair", unit_scale=True, desc="glove",
+    with progress_bar(total=n * cfg.epochs, unit="pair", unit_scale=True, desc="glove",
               disable=not cfg.progress) as bar:  # fmt: skip
         for e in range(cfg.epochs):
             if e > 0 and cfg.reshuffle:

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from lmlab.embeddings import _w2v_kernels as K
 from lmlab.embeddings._parallel import run_jobs
@@ -30,6 +29,7 @@ from lmlab.embeddings.corpus import EncodedCorpus
 from lmlab.embeddings.vectors import Vectors
 from lmlab.embeddings.vocab import Vocab, huffman_codes, keep_probabilities, negative_table
 from lmlab.errors import LmlabError
+from lmlab.progress import progress_bar
 
 
 @dataclass
@@ -116,7 +116,7 @@ def train_word2vec(corpus: EncodedCorpus, cfg: Word2VecConfig) -> TrainResult:
     epoch_loss = np.zeros(cfg.epochs)
     epoch_pred = np.zeros(cfg.epochs)
     lock = threading.Lock()
-    bar = tqdm(total=total, unit="w", unit_scale=True, disable=not cfg.progress,
+    bar = progress_bar(total=total, unit="w", unit_scale=True, disable=not cfg.progress,
                desc="skip-gram" if cfg.sg else "cbow", smoothing=0.1)  # fmt: skip
 
     def alpha_at(pos: int) -> float:

@@ -126,3 +126,30 @@ def validation_unknowns(data: Dataset) -> list[str] | None:
     if pos != meta.train_chars + meta.val_chars or len(unknown) != n_unk:
         return None
     return unknown
+
+
+def validation_unk_charge(data: Dataset) -> tuple[int | None, float]:
+    """The ``<unk>`` id of a dataset's tokenizer (None if it spells everything) and the bits
+    charged per ``<unk>`` of its validation split: the mean spelling cost of the split's own
+    unknown words (estimated as :func:`estimated_spelling_bits` when they cannot be read
+    again). The trainer's ``val_bpb`` charges each scored ``<unk>`` this, so it is the
+    figure ``lmlab eval`` reports, up to ``eval`` spelling each word exactly."""
+    unk = unk_id(data.tokenizer)
+    if unk is None:
+        return None, 0.0
+    words = validation_unknowns(data)
+    if words:
+        return unk, spelling_bits(data.tokenizer, words) / len(words)
+    return unk, estimated_spelling_bits(data.tokenizer, 1)
+
+
+def window_unk_count(
+    tokens: np.ndarray, block: int, batch_size: int, max_batches: int | None, unk: int
+) -> int:
+    """How many of the targets that :func:`lmlab.evaluate.perplexity.window_loss` scores
+    (the same windows) are ``<unk>``."""
+    from lmlab.data.batches import eval_windows
+
+    return sum(
+        int((y == unk).sum()) for _, y in eval_windows(tokens, block, batch_size, max_batches)
+    )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmlab.config import publish
 from lmlab.errors import LmlabError
 from lmlab.models.kneser_ney import LOG10_BOS, MAX_ORDER, NGramTables
 
@@ -89,7 +90,7 @@ def write_arpa(tables: NGramTables, names: list[str], path: str | Path) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(buf.getvalue())
-        os.replace(tmp, p)
+        publish(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import tomli_w
 from safetensors import SafetensorError
 
-from lmlab.config import atomic_write_text, load_toml, to_dict
+from lmlab.config import atomic_write_text, load_toml, publish, to_dict
 from lmlab.errors import LmlabError
 from lmlab.models.arpa import BOS, EOS, UNK, arpa_names, read_arpa, tables_from_arpa, write_arpa
 from lmlab.models.kneser_ney import NGramTables, table_arrays
@@ -53,7 +53,7 @@ def save_run(
     os.close(fd)
     try:
         save_file(arrays, tmp)
-        os.replace(tmp, d / "model.safetensors")
+        publish(tmp, d / "model.safetensors")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

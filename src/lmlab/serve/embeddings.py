@@ -3,7 +3,8 @@
 A language-model run embeds a text as the mean of its final hidden states (the
 Transformer's normalised last layer, the LSTM's top layer, the NPLM's hidden layer); an
 n-gram model has no hidden states and says so. A word-vector file embeds a text as the
-mean of the vectors of its known words (exact, else lower-cased), zeros if none is known.
+mean of the vectors of its known words (exact, else lower-cased); a text with no known word
+is a 400 error, not a zero vector.
 """
 
 from __future__ import annotations
@@ -48,8 +49,15 @@ def vector_embedding(served: ServedModel, text: str) -> tuple[np.ndarray, int]:
             i = v.index.get(w.lower())
         if i is not None:
             rows.append(i)
-    if not rows:
-        return np.zeros(v.vector_size, dtype=np.float32), len(words)
+    if not rows:  # no silent zero vector: nothing of the text is known
+        shown = ", ".join(repr(w) for w in words[:5]) or "no words"
+        raise APIError(
+            400,
+            f"none of the words of {text[:40]!r} ({shown}) is in the vectors' vocabulary; "
+            "send known words",
+            "unknown_words",
+            "input",
+        )
     return v.vectors[rows].mean(axis=0), len(words)
 
 

@@ -72,24 +72,50 @@ def split_words(
             yield w
 
 
-def _is_cjk(w: str) -> bool:
-    return bool(_CJK_RE.match(w))
+# Chinese/Japanese script, CJK punctuation (、。「」…) and full-width forms (，：！．):
+# text in these scripts has no spaces between words, nor around its punctuation.
+_NO_SPACE_SCRIPT_RE = re.compile(
+    r"[\u2e80-\u9fff\uf900-\ufaff\ufe10-\ufe1f\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0002ffff]"
+)
+
+
+def _is_cjk(c: str) -> bool:
+    return bool(_NO_SPACE_SCRIPT_RE.match(c))
 
 
 def join_words(words: list[str]) -> str:
-    """Inverse of :func:`split_words` up to spacing: spaces between English words only."""
+    """Inverse of :func:`split_words` up to spacing: spaces between English words only.
+    Chinese has none, neither beside its characters nor around punctuation written among
+    them (``八戒道：“我说你也！”`` and ``一声——好`` come back as they were)."""
     out: list[str] = []
     prev = ""
-    for w in words:
+
+    def first_word_cjk(start: int) -> bool:  # a line's script, for punctuation that opens it
+        for w in words[start:]:
+            if w == "\n":
+                return False
+            if w[0].isalnum() or w[0] == "_":
+                return _is_cjk(w[0])
+        return False
+
+    cjk_context = first_word_cjk(0)  # whether the last word was Chinese (or Japanese)
+    for k, w in enumerate(words):
+        punct = not (w[0].isalnum() or w[0] == "_")
         if out and w != "\n" and prev != "\n":
             space = not (
                 w[0] in _NO_SPACE_BEFORE
                 or prev[-1] in _NO_SPACE_AFTER
-                or (_is_cjk(w) or _is_cjk(prev[-1]))
+                or _is_cjk(w[0])
+                or _is_cjk(prev[-1])
+                or (cjk_context and (punct or not (prev[-1].isalnum() or prev[-1] == "_")))
             )
             if space:
                 out.append(" ")
         out.append(w)
+        if w == "\n":
+            cjk_context = first_word_cjk(k + 1)
+        elif not punct:
+            cjk_context = _is_cjk(w[0])
         prev = w
     return "".join(out)
 

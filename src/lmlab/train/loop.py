@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from lmlab.data.batches import sample_batch, stream_batch
 from lmlab.data.shards import Dataset
 from lmlab.errors import LmlabError
-from lmlab.evaluate.perplexity import window_loss
+from lmlab.evaluate.perplexity import Score, window_loss
+from lmlab.evaluate.unknown import validation_unk_charge, window_unk_count
 from lmlab.generate import SamplingParams, generate
 from lmlab.models import LanguageModel
+from lmlab.progress import progress_bar
 from lmlab.train import distributed as ddp
 from lmlab.train import precision
 from lmlab.train.checkpoint import load_checkpoint, save_checkpoint
@@ -47,6 +48,8 @@ class TrainResult:
     final: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"  # as computed ("auto" resolved)
+    start: int = 0  # the step training started (or resumed) from
+    already_complete: bool = False  # resumed a run that had reached its steps: nothing done
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -143,13 +146,16 @@ def train(
     should_stop: Callable[[int], bool] | None = None,
     progress: bool = True,
     weights: Any = None,
+    announce: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there).
 
     ``should_stop(step)`` lets a caller (a sweep with a budget, a test) end training early
     as an interruption would: a resumable checkpoint is written and ``interrupted`` is set.
     ``weights`` says which weights a checkpoint holds (default: all of them; a LoRA run
-    passes :class:`lmlab.train.lora.LoraWeights`).
+    passes :class:`lmlab.train.lora.LoraWeights`). ``announce`` prints the step a resumed
+    run continues from. Resuming a run that already reached ``cfg.steps`` does nothing and
+    says so (``already_complete``); nothing is appended to its metrics.
     """
     dist = dist or ddp.DistInfo()
     device = ddp.pick_device(cfg.device, dist)
@@ -163,8 +169,14 @@ def train(
     metrics_path = run_dir / METRICS_FILE
     if resume:
         start = load_checkpoint(run_dir, model, opt, rng, weights=weights)["step"]
+        if start >= cfg.steps:
+            return TrainResult(step=start, interrupted=False, elapsed=0.0, start=start,
+                               tokens_seen=start * cfg.batch_size * cfg.context * cfg.grad_accum,
+                               device=str(device), already_complete=True)  # fmt: skip
         if dist.is_main:
             _truncate_metrics(metrics_path, start)
+            if announce:
+                print(f"lmlab: resuming {run_dir} from step {start} of {cfg.steps}", flush=True)
     elif dist.is_main and metrics_path.exists():
         metrics_path.unlink()
     net: torch.nn.Module = model
@@ -183,6 +195,7 @@ def train(
         interrupted=False,
         elapsed=0.0,
         tokens_seen=start * tokens_per_step,
+        start=start,
         device=str(device),
         precision="bf16" if autocast_dtype == torch.bfloat16 else "fp32",
     )
@@ -194,17 +207,28 @@ def train(
         )
     carried = None  # the state carried between batches (carry_state)
 
+    unk, unk_bits_each = validation_unk_charge(data)  # word models: what an <unk> costs
+
     def evaluate(step: int) -> dict[str, Any]:
-        loss, n = window_loss(
-            model, data.val, cfg.context, max(1, cfg.batch_size), cfg.eval_batches, autocast_dtype
+        """Validation loss; bits per byte charges each <unk> its spelling, as lmlab eval does."""
+        bs = max(1, cfg.batch_size)
+        loss, n = window_loss(model, data.val, cfg.context, bs, cfg.eval_batches, autocast_dtype)
+        n_unk = (
+            window_unk_count(data.val, cfg.context, bs, cfg.eval_batches, unk)
+            if unk is not None
+            else 0
         )
+        score = Score(loss, n, bpt or None, n_unk, n_unk * unk_bits_each)
         rec = {
             "step": step,
             "val_loss": loss,
-            "val_ppl": math.exp(min(loss, 700)),
-            "val_bpb": loss / math.log(2) / bpt if bpt else None,
+            "val_ppl": score.perplexity,
+            "val_bpb": score.bits_per_byte,
             "val_tokens": n,
         }
+        if unk is not None:  # the share of <unk>, and the model-only figure beside it
+            rec["val_unk_rate"] = score.unk_rate
+            rec["val_bpb_without_spelling"] = score.bits_per_byte_without_spelling
         if dist.is_main:
             _append_jsonl(metrics_path, rec)
         return rec
@@ -239,7 +263,7 @@ def train(
     model.train()
     t0 = time.perf_counter()
     last_t, last_step = t0, start
-    bar = tqdm(
+    bar = progress_bar(
         total=cfg.steps,
         initial=start,
         desc="train",

@@ -95,6 +95,11 @@ def validate(cfg: dict[str, Any]) -> dict[str, Any]:
             f"train.carry_state needs a recurrent model (rnn); the {family} family has a "
             "fixed context, so drop carry_state"
         )
+    depth = cfg.get("model", {}).get("depth")
+    if depth is not None and (type(depth) is not int or depth < 1):
+        raise LmlabError(
+            f"model depth must be a whole number of layers >= 1, got {depth!r}; e.g. --depth 4"
+        )
     allowed = {f.name for f in dataclasses.fields(FAMILIES[family][0])} | {"family", "depth"}
     bad = sorted(set(cfg.get("model", {})) - allowed)
     if bad:  # caught before any text is read or tokenised
@@ -286,7 +291,10 @@ def run_training(
             should_stop=should_stop,
             progress=progress,
             weights=weights,
+            announce=not quiet,
         )
+        if result.already_complete:
+            return model, result
         if dist.is_main:
             plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {family}")
             if not result.interrupted:

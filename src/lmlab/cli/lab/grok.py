@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="weight decay of the control run (default 0)",
     )
     p.add_argument("--no-control", action="store_true", help="skip the control run")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--block", choices=["gpt2", "llama"], default="gpt2")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument(
+        "--block", choices=["gpt2", "llama"], default="gpt2", help="Transformer block (gpt2)"
+    )
     p.add_argument(
         "--eval-every", type=int, default=25, help="steps between test evaluations (default 25)"
     )
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="end training this many steps after test accuracy passes 95%% (the control then "
         "gets the same number of steps)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--threads",
         type=int,

@@ -58,9 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", help="report folder (default RUN/probe; runs/probe/NAME for a pretrained model)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the probe text (default 0)")
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="sequences per forward call (default 8)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 

@@ -74,16 +74,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", metavar="ADDRESS", default=None,
                    help="run on a Ray cluster (e.g. ray://head:10001 or auto; 'local' starts one here)")  # fmt: skip
     g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--batch-size", type=int, default=64, help="sequences per step (default 64)")
     g.add_argument(
         "--lr",
         type=float,
         default=None,
         help="peak learning rate (default: 1e-2, scaled down as 64/width above width 64)",
     )
-    g.add_argument("--weight-decay", type=float, default=0.1)
-    g.add_argument("--warmup", type=int, default=50)
-    g.add_argument("--block", choices=["gpt2", "llama"], default="gpt2")
+    g.add_argument(
+        "--weight-decay", type=float, default=0.1, help="AdamW weight decay (default 0.1)"
+    )
+    g.add_argument(
+        "--warmup", type=int, default=50, help="learning-rate warm-up steps (default 50)"
+    )
+    g.add_argument(
+        "--block", choices=["gpt2", "llama"], default="gpt2", help="Transformer block (gpt2)"
+    )
     g.add_argument("--test-size", type=int, default=500, help="test problems (default 500)")
     g.add_argument(
         "--evals", type=int, default=8, help="checkpoints evaluated along training (default 8)"
