@@ -76,11 +76,15 @@ def test_lm_full_fine_tuning_learns_and_stands_alone(agnews_slice, base, tmp_pat
 
 
 def test_lora_adapters_reload_to_identical_predictions(agnews_slice, base, tmp_path) -> None:
-    run, reports = _train(agnews_slice, base, tmp_path / "lora", lora=True, epochs=1, lr=5e-3, pooling="last")
+    run, reports = _train(
+        agnews_slice, base, tmp_path / "lora", lora=True, epochs=1, lr=5e-3, pooling="last"
+    )
     model = run.model
     trainable = model.num_params(trainable_only=True)
     assert 0 < trainable < model.num_params() / 2  # adapters and head only
-    saved = set(__import__("safetensors.torch").torch.load_file(tmp_path / "lora" / "model.safetensors"))
+    saved = set(
+        __import__("safetensors.torch").torch.load_file(tmp_path / "lora" / "model.safetensors")
+    )
     assert saved and all("lora_" in k or k.startswith("head.") for k in saved)
     texts = ["Shares of the chip maker rose after earnings.", "Rebels attacked the capital.",
              "The team won the championship."]  # fmt: skip
@@ -101,7 +105,9 @@ def test_lora_adapters_reload_to_identical_predictions(agnews_slice, base, tmp_p
 def _prompt_run(base: str, tmp_path: Path, words: list[str], shots: int = 0):
     d = tmp_path / "data"
     d.mkdir(exist_ok=True)
-    rows = ["text\tlabel"] + [f"the fox jumps over the lazy dog {i}\t{'ab'[i % 2]}" for i in range(40)]
+    rows = ["text\tlabel"] + [
+        f"the fox jumps over the lazy dog {i}\t{'ab'[i % 2]}" for i in range(40)
+    ]
     (d / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     cfg = {
         "task": {"data": {"train": str(d / "train.tsv")}, "base": base},
@@ -149,7 +155,9 @@ def test_demonstrations_are_balanced_and_seeded() -> None:
         counts = [sum(lab == c for _, lab in demos) for c in "xyz"]
         assert len(demos) == k and max(counts) - min(counts) <= 1
         assert demos == draw_demonstrations(ex, ["x", "y", "z"], k, seed=7)
-    assert draw_demonstrations(ex, ["x", "y", "z"], 8, 8) != draw_demonstrations(ex, ["x", "y", "z"], 8, 7)
+    assert draw_demonstrations(ex, ["x", "y", "z"], 8, 8) != draw_demonstrations(
+        ex, ["x", "y", "z"], 8, 7
+    )
     spec = resolve_prompt("sst2", ["negative", "positive"])
     text = render_prefix(spec, ["negative", "positive"], [("a fine film", "positive")])
     assert text.endswith("Review: a fine film\nSentiment: positive\n\n")
@@ -187,3 +195,19 @@ def test_smollm2_zero_shot_sst2(tmp_path) -> None:
     run, reports = train_run(cfg, tmp_path / "run", progress=False, log=lambda s: None)
     assert reports["test"].n == 50
     assert reports["test"].accuracy >= 0.62, reports["test"].format()
+
+
+def test_cli_refuses_contradictory_options(tmp_path, capsys) -> None:
+    from lmlab.cli import main
+
+    base_args = ["task", "train", "classify", "--data", "sst2", "--out", str(tmp_path / "r")]
+    cases = [
+        (["--model", "lm"], "needs --base"),
+        (["--model", "textcnn", "--lora"], "--lora is for --model lm or prompt"),
+        (["--model", "prompt", "--base", "x", "--lora"], "--lora is for --model lm"),
+        (["--model", "lm", "--base", "x", "--shots", "4"], "--shots is for --model prompt"),
+    ]
+    for extra, message in cases:
+        assert main(base_args + extra) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
