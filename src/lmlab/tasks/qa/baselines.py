@@ -143,4 +143,7 @@ def clean_generated(text: str) -> str:
     or a final full stop."""
     line = text.strip().split("\n", 1)[0].strip()
     line = re.sub(r"^(the )?answer( is)?\s*[:：]?\s*", "", line, flags=re.IGNORECASE)
-    return line.strip().strip("\"'“”「」").rstrip(".。").strip()
+    prev = None
+    while prev != line:
+        prev, line = line, line.strip().strip("\"'“”「」").rstrip(".。").strip()
+    return line
