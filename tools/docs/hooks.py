@@ -3,7 +3,8 @@
 - ``cli.md`` is written from lmlab's argparse parsers (``cli_reference.py``);
 - ``benchmarks.md`` is ``benchmarks/RESULTS.md``, the one home of every results table;
 - ``<!-- results: NAME -->`` in a page is replaced by that section of RESULTS.md (without
-  its heading), ``<!-- results: NAME table -->`` by its tables alone;
+  its heading), ``<!-- results: NAME table -->`` by its tables alone (``tables=1,2``: the
+  first two);
 - a link to ``benchmarks/RESULTS.md`` or to ``README.md`` from a page (as pages moved out of
   the README still write them) points at the Benchmarks page or the home page instead;
 - pages other people are still writing (``OPTIONAL``) leave the navigation while absent.
@@ -45,7 +46,7 @@ heading (`make bench` runs the main ones).
 
 _RESULTS_LINK = re.compile(r"\]\((?:\.\./)*(?:\./)?benchmarks/RESULTS\.md(#[^)\s]*)?\)")
 _README_LINK = re.compile(r"\]\((?:\.\./)*(?:\./)?README\.md(#[^)\s]*)?\)")
-_INCLUDE = re.compile(r"^<!-- results: ([\w-]+)( table)? -->$", re.M)
+_INCLUDE = re.compile(r"^<!-- results: ([\w-]+)( tables?(?:=([\d,]+))?)? -->$", re.M)
 
 
 def _benchmarks_page() -> str:
@@ -89,7 +90,8 @@ def on_files(files, config):
 def _include(m: re.Match) -> str:
     """A RESULTS.md section without its own heading (or, with ``table``, its tables only)."""
     if m.group(2):
-        return results.tables(m.group(1))
+        which = [int(i) for i in m.group(3).split(",")] if m.group(3) else None
+        return results.tables(m.group(1), which)
     body = results.section(m.group(1), demote=1)
     return re.sub(r"\A#{1,6} [^\n]*\n+", "", body)
 

@@ -41,15 +41,21 @@ def section(name: str, demote: int = 0) -> str:
     return body
 
 
-def tables(name: str) -> str:
-    """The tables of one section, blank lines between them, nothing else."""
-    out: list[str] = []
+def tables(name: str, which: list[int] | None = None) -> str:
+    """The tables of one section (all, or the ``which``-th, counted from 1), nothing else."""
+    found: list[list[str]] = []
+    prev = ""
     for line in section(name).splitlines():
         if line.startswith("|"):
-            out.append(line)
-        elif out and out[-1] != "":
-            out.append("")
-    return "\n".join(out).strip() + "\n"
+            if not prev.startswith("|"):
+                found.append([])
+            found[-1].append(line)
+        prev = line
+    if which:
+        if max(which) > len(found):
+            raise KeyError(f"benchmarks/RESULTS.md section {name!r} has {len(found)} tables")
+        found = [found[i - 1] for i in which]
+    return "\n\n".join("\n".join(t) for t in found) + "\n"
 
 
 def headline_table() -> str:
