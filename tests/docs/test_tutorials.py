@@ -23,18 +23,6 @@ from tutorials import ROOT, SHELL, blocks, commands, doc_pages, fast_mode, lmlab
 from shared_data import SHARED_DATA
 
 PAGES = doc_pages()
-# Pages whose tutorials take more than a few seconds on 2 busy cores (all run in CI).
-SLOW = {
-    "getting-started.md",
-    "your-text.md",
-    "models.md",
-    "training.md",
-    "evaluation.md",
-    "lab.md",
-    "pretrained.md",
-    "generation.md",
-    "embeddings.md",
-}
 
 
 # Pages other people are still writing: their lmlab commands are parsed, but their blocks do
@@ -158,7 +146,7 @@ RUN_PAGES = [p for p in PAGES if _runnable(p)]
 
 @pytest.mark.parametrize(
     "page",
-    [pytest.param(p, marks=[pytest.mark.slow] if p.name in SLOW else []) for p in RUN_PAGES],
+    [pytest.param(p, marks=pytest.mark.slow) for p in RUN_PAGES],  # 5-120 s a page
     ids=_id,
 )
 def test_tutorial_runs(page: Path, tmp_path: Path) -> None:
