@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 
 from _common import ROOT, machine, shared, table, write_results  # noqa: E402
 
@@ -33,6 +34,16 @@ RNN = {"family": "rnn", "embed_dim": 256, "hidden": 512, "attn_dim": 256, "dropo
 JOBS = {f"{fam}-{d}": (model, d) for fam, model in (("transformer", TRANSFORMER), ("rnn", RNN))
         for d in ("zh-en", "en-zh")}  # fmt: skip
 WMT = ("wmt18", "wmt19", "wmt20")
+
+
+def deadline_at(hhmm: str) -> float:
+    """Seconds since the epoch of the next HH:MM (UTC)."""
+    import datetime as dt
+
+    h, m = map(int, hhmm.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    at = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    return (at if at > now else at + dt.timedelta(days=1)).timestamp()
 
 
 def run_job(name: str, minutes: float, threads: int) -> dict:
@@ -120,11 +131,21 @@ def main() -> int:
     ap.add_argument("--wmt", type=int, metavar="N", help="score the zh-en Transformer on the "
                     "first N sources of each WMT file (0: all)")  # fmt: skip
     ap.add_argument("--table", action="store_true", help="write the RESULTS.md section")
+    ap.add_argument("--deadline", metavar="HH:MM", help="finish by this UTC time: each job "
+                    "trains for min(--minutes, its share of the time left)")  # fmt: skip
     args = ap.parse_args()
     shared("translation", "cmn.txt")
     everything = not (args.job or args.table or args.wmt is not None)
-    for name in args.job or (list(JOBS) if everything else []):
-        r = run_job(name, args.minutes, args.threads)
+    jobs = args.job or (list(JOBS) if everything else [])
+    for n, name in enumerate(jobs):
+        minutes = args.minutes
+        if args.deadline:  # share the time left fairly, leaving room for decoding
+            left = (deadline_at(args.deadline) - time.time()) / 60 - 2.0 * (args.wmt is not None)
+            minutes = min(minutes, left / (len(jobs) - n) - 1.5)
+            if minutes < 1.0:
+                print(f"{name}: skipped, {left:.1f} minutes left before {args.deadline}")
+                continue
+        r = run_job(name, minutes, args.threads)
         print(f"{name}: greedy BLEU {r['test']['greedy']['bleu']}, beam BLEU "
               f"{r['test']['beam']['bleu']}", flush=True)  # fmt: skip
     if args.wmt is not None or everything:
