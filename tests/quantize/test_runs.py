@@ -234,3 +234,22 @@ def test_a_corrupt_quantised_file_is_a_one_line_error(runs, tmp_path) -> None:
     save_file(t, str(bad / "model.safetensors"))
     with pytest.raises(LmlabError, match=r"lacks the quantised tensors of blocks\.1\.attn\.proj"):
         load_run(bad)
+
+
+def test_info_counts_and_export_writes_the_dequantised_model(runs, tmp_path) -> None:
+    """A quantised run reports the float model's parameter count, and ``lmlab export``
+    writes its dequantised weights: the exported model computes what the quantised one does."""
+    q = load_run(runs["int4"])
+    assert q.model.num_params() == load_run(runs["fp32"]).model.num_params()
+    out = tmp_path / "hf"
+    assert main(["export", "--run", str(runs["int4"]), "--format", "hf", "--out", str(out)]) == 0
+    assert (out / "model.safetensors").is_file()
+    from lmlab.models import Transformer
+
+    tensors = q.model.tensors_for_save()  # what export and fine-tuning read
+    assert all(t.dtype == torch.float32 for t in tensors.values())
+    flt = Transformer.from_tensors(q.model.config, tensors).eval()
+    ids = torch.tensor([q.tokenizer.encode("Shall I compare thee to a summer's day?")])
+    with torch.inference_mode():
+        ref, got = q.model(ids), flt(ids)
+    assert (got - ref).abs().max().item() < 1e-4 * ref.abs().max().item()

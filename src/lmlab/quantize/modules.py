@@ -57,6 +57,10 @@ def kernel_layout(t: QuantTensor, bits: int) -> tuple[torch.Tensor, torch.Tensor
     return torch.from_numpy(w), torch.from_numpy(d), torch.from_numpy(m)
 
 
+def _float_weight_hook(module, state_dict, prefix, local_metadata) -> None:
+    state_dict[prefix + "weight"] = module.dequantize(torch.float32)
+
+
 class _QuantMatrix(nn.Module):
     """A quantised (out, in) matrix in the kernel layout (see the module docstring)."""
 
@@ -66,6 +70,9 @@ class _QuantMatrix(nn.Module):
         self.register_buffer("w", w, persistent=False)
         self.register_buffer("d", d, persistent=False)
         self.register_buffer("m", m, persistent=False)
+        # state_dict() shows the float model (what export and fine-tuning read), dequantised
+        # on request; loading never goes through it
+        self.register_state_dict_post_hook(_float_weight_hook)
 
     @property
     def kind(self) -> str:

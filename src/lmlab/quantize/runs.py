@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import types
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ import torch
 from torch import nn
 
 from lmlab.errors import LmlabError
-from lmlab.quantize.modules import QuantEmbedding, QuantLinear, kernel_layout
+from lmlab.models.base import LanguageModel
+from lmlab.quantize.modules import QuantEmbedding, QuantLinear, _QuantMatrix, kernel_layout
 from lmlab.quantize.scheme import QuantTensor, Scheme, quantize_matrix
 
 SECTION = "quantization"
@@ -143,7 +145,37 @@ def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, wh
         if t.is_meta:
             raise LmlabError(f"{where} lacks tensor {name}; re-quantise")
     model._quant_stacks = stacks
+    # what other commands ask of a model, answered for the quantised matrices too
+    model.num_params = types.MethodType(_num_params, model)
+    model.tensors_for_save = types.MethodType(_float_tensors, model)
     return model
+
+
+def _quant_layers(model) -> dict[str, _QuantMatrix]:
+    """The quantised matrices by module name (a tied head, sharing the embedding's, once)."""
+    out, seen = {}, set()
+    for name, m in model.named_modules():
+        if isinstance(m, _QuantMatrix) and id(m.w) not in seen:
+            seen.add(id(m.w))
+            out[name] = m
+    return out
+
+
+def _num_params(model, trainable_only: bool = False) -> int:
+    """Parameters counted as in the float model: the float ones plus every quantised weight."""
+    n = LanguageModel.num_params(model, trainable_only)
+    if trainable_only:
+        return n
+    return n + sum(m.out_features * m.in_features for m in _quant_layers(model).values())
+
+
+def _float_tensors(model) -> dict[str, torch.Tensor]:
+    """The float model's tensors, quantised matrices dequantised (for export or as the start
+    of fine-tuning): the only place the whole float model is materialised, on request."""
+    out = LanguageModel.tensors_for_save(model)  # state_dict() dequantises (the layers' hook)
+    if model.config.tie_embeddings:
+        out.pop("head.weight", None)
+    return out
 
 
 def _into_stack(stacks: dict, name: str, n_layer: int, wdm: tuple) -> tuple[torch.Tensor, ...]:
