@@ -43,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a float zero point per channel or group (default for int4)",
     )  # fmt: skip
     p.add_argument(
+        "--embedding-bits",
+        type=int,
+        choices=[8, 4],
+        default=8,
+        help="the token embedding's and output head's bits with int4 (default 8, per channel, "
+        "as llama.cpp's Q4 files keep them)",
+    )
+    p.add_argument(
         "--keep-embeddings",
         action="store_true",
         help="leave the token embedding (and a head tied to it) in float",
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         group_size=0 if bits == 8 else (args.group_size or 32),
         symmetric=symmetric,
         embeddings=not args.keep_embeddings,
+        embedding_bits=8 if bits == 8 else args.embedding_bits,
     )
     t = time.perf_counter()
     out = quantize_run(args.run, args.out, scheme)

@@ -70,7 +70,7 @@ def quantize_tensors(model, scheme: Scheme, progress: bool = True) -> dict[str, 
     targets = _targets(model, scheme)
     for name in targets:
         mod = model.get_submodule(name)
-        scheme.check_width(name, mod.weight.shape[1])
+        _scheme_of(scheme, name).check_width(name, mod.weight.shape[1])
     out: dict[str, torch.Tensor] = {}
     skip = {f"{n}.weight" for n in targets}
     if model.config.tie_embeddings and scheme.embeddings:
@@ -82,11 +82,16 @@ def quantize_tensors(model, scheme: Scheme, progress: bool = True) -> dict[str, 
         targets, desc=f"quantising ({scheme.name})", unit="matrix", disable=not progress
     ):
         w = model.get_submodule(name).weight.detach().to(torch.float32)
-        qt = quantize_matrix(w, scheme, name)
+        qt = quantize_matrix(w, _scheme_of(scheme, name), name)
         out[f"{name}.qweight"], out[f"{name}.scales"] = qt.qweight, qt.scales
         if qt.zeros is not None:
             out[f"{name}.zeros"] = qt.zeros
     return out
+
+
+def _scheme_of(scheme: Scheme, name: str) -> Scheme:
+    """The embedding and the head take the scheme's embedding scheme; the rest, the scheme."""
+    return scheme.for_embeddings() if name in ("tok_emb", "head") else scheme
 
 
 def _quant_tensor(tensors: dict[str, torch.Tensor], name: str, where: Path) -> QuantTensor:
@@ -119,15 +124,15 @@ def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, wh
                 f"{where}: {name} is {qt.out_features}x{qt.in_features}, the config says "
                 f"{expect[0]}x{expect[1]}; re-quantise"
             )
-        want = torch.int8 if scheme.bits == 8 else torch.uint8
-        if qt.qweight.dtype != want:
-            raise LmlabError(f"{where}: {name} is not int{scheme.bits} as config.toml says")
-        w, d, m = _into_stack(stacks, name, len(model.blocks), kernel_layout(qt, scheme.bits))
+        bits = _scheme_of(scheme, name).bits
+        if qt.qweight.dtype != (torch.int8 if bits == 8 else torch.uint8):
+            raise LmlabError(f"{where}: {name} is not int{bits} as config.toml says")
+        w, d, m = _into_stack(stacks, name, len(model.blocks), kernel_layout(qt, bits))
         if name == "tok_emb":
-            layer: nn.Module = QuantEmbedding(qt.out_features, qt.in_features, scheme.bits, w, d, m)
+            layer: nn.Module = QuantEmbedding(qt.out_features, qt.in_features, bits, w, d, m)
         else:
             bias = tensors.pop(f"{name}.bias", None)
-            layer = QuantLinear(qt.out_features, qt.in_features, scheme.bits, w, d, m, bias)
+            layer = QuantLinear(qt.out_features, qt.in_features, bits, w, d, m, bias)
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, layer)
     if config.tie_embeddings:

@@ -44,6 +44,7 @@ class Scheme:
     group_size: int = 32  # int4 only; int8 is per channel (0 here)
     symmetric: bool = False
     embeddings: bool = True  # the token embedding (and a head tied to it) too
+    embedding_bits: int = 8  # the embedding's and the output head's: 8 (per channel) or 4
 
     def __post_init__(self) -> None:
         if self.bits not in BITS:
@@ -54,11 +55,24 @@ class Scheme:
             raise LmlabError(
                 "int8 is quantised per output channel; --group-size applies to int4 only"
             )
+        if self.embedding_bits not in BITS:
+            raise LmlabError(f"unsupported embedding quantisation int{self.embedding_bits}")
 
     @property
     def name(self) -> str:
         kind = "sym" if self.symmetric else "asym"
-        return f"int8 per-channel {kind}" if self.bits == 8 else f"int4 g{self.group_size} {kind}"
+        if self.bits == 8:
+            return f"int8 per-channel {kind}"
+        emb = "" if not self.embeddings else f", int{self.embedding_bits} embedding and head"
+        return f"int4 g{self.group_size} {kind}{emb}"
+
+    def for_embeddings(self) -> Scheme:
+        """The scheme of the token embedding and the output head: int8 per channel
+        (symmetric), or this int4 scheme. Like llama.cpp's Q4 files, which keep those in
+        8 bits, because the head's error reaches every logit directly."""
+        if self.embedding_bits == 8:
+            return Scheme(8, 0, True, self.embeddings, 8)
+        return self
 
     def to_config(self) -> dict:
         return {
@@ -66,6 +80,7 @@ class Scheme:
             "group_size": self.group_size,
             "symmetric": self.symmetric,
             "embeddings": self.embeddings,
+            "embedding_bits": self.embedding_bits,
         }
 
     @classmethod
@@ -76,6 +91,7 @@ class Scheme:
                 group_size=int(d.get("group_size", 0)),
                 symmetric=bool(d.get("symmetric", False)),
                 embeddings=bool(d.get("embeddings", True)),
+                embedding_bits=int(d.get("embedding_bits", d["bits"])),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise LmlabError(f"[quantization] section is malformed ({e}); re-quantise") from None
