@@ -12,7 +12,8 @@
 #   GLOVE_SRC    a checkout of https://github.com/stanfordnlp/GloVe (make, a C compiler)
 #                -> OUT/glove/build/{vocab_count,cooccur,shuffle,glove}
 #   NANOGPT_SRC  a checkout of https://github.com/karpathy/nanoGPT (pure Python; run with the
-#                same PyTorch as lmlab) -> OUT/nanoGPT (a copy, so its data/ can be written)
+#                same PyTorch as lmlab, $PYTHON, which gets tiktoken and requests installed)
+#                -> OUT/nanoGPT (a copy, so its data/ can be written)
 #
 # An empty or "-" argument skips that peer. benchmarks/peers/paths.py finds the results in OUT
 # (default ../peers-build beside the checkout; override with LMLAB_PEERS).
@@ -39,6 +40,8 @@ fi
 if [ -n "$nanogpt" ] && [ "$nanogpt" != - ]; then
     echo "== nanoGPT from $nanogpt ($(git -C "$nanogpt" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     rm -rf "$out/nanoGPT" && cp -r "$nanogpt" "$out/nanoGPT"
+    # its scripts import tiktoken and requests beside PyTorch; PYTHON is lmlab's interpreter
+    "${PYTHON:-python3}" -m pip install -q tiktoken requests
     ls "$out/nanoGPT/train.py"
 fi
 echo "peers built under $out"
