@@ -9,6 +9,7 @@ total, rate, time left and the loop's own numbers (loss, tokens/s).
 from __future__ import annotations
 
 import sys
+import time
 from typing import IO, Any
 
 from tqdm import tqdm
@@ -39,18 +40,24 @@ class _Lines:
 
 class _PlainBar(tqdm):
     """A tqdm whose redraws (on updates and on ``set_postfix``) come at most every
-    ``every`` seconds; closing it prints the final figures."""
+    ``every`` seconds, the first one after ``every`` seconds: short work prints nothing.
+    Closing it prints the final figures if anything was shown before."""
 
     def __init__(self, *args: Any, every: float = PLAIN_EVERY, **kwargs: Any) -> None:
-        self._every, self._shown_at = every, float("-inf")
+        self._every, self._shown_at, self._shown = every, time.perf_counter(), False
         super().__init__(*args, **kwargs)
 
     def refresh(self, nolock: bool = False, lock_args: Any = None) -> None:
-        now = self._time()
+        now = time.perf_counter()
         if now - self._shown_at < self._every:
             return
-        self._shown_at = now
+        self._shown_at, self._shown = now, True
         super().refresh(nolock=nolock, lock_args=lock_args)
+
+    def close(self) -> None:
+        if not self._shown:
+            self.leave = False  # nothing to sum up; tqdm then writes only a blank line
+        super().close()
 
 
 def is_terminal(stream: Any = None) -> bool:
@@ -62,9 +69,10 @@ def is_terminal(stream: Any = None) -> bool:
 
 
 def progress_bar(*, every: float = PLAIN_EVERY, file: Any = None, **kwargs: Any) -> tqdm:
-    """``tqdm(**kwargs)`` on a terminal; elsewhere a bar that prints one plain line at most
-    every ``every`` seconds. ``disable=None`` keeps tqdm's meaning there (off when not a
-    terminal), so it is read as "on" here: the plain lines are the point."""
+    """``tqdm(**kwargs)`` on a terminal; elsewhere a bar that prints one plain line every
+    ``every`` seconds while the work lasts, and its final figures (nothing for work shorter
+    than that). ``disable=None`` (tqdm: off when not a terminal) is read as "on" here, since
+    these plain lines are what a log should get."""
     stream = sys.stderr if file is None else file
     if is_terminal(stream):
         return tqdm(file=stream, **kwargs)

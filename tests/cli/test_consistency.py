@@ -197,7 +197,6 @@ def test_progress_in_a_log_is_a_few_plain_lines(tmp_path, corpus) -> None:
             "--steps", "300", "--eval-every", "100"]  # fmt: skip
     r = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "\r" not in r.stderr  # no redraws in a log
-    train_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train:")]
-    assert 1 <= len(train_lines) <= 5, r.stderr
-    assert "100% (300/300)" in train_lines[-1] and "loss=" in train_lines[-1]
+    assert "\r" not in r.stderr  # no redraws in a log (tqdm wrote ~300 of them)
+    lines = r.stderr.splitlines()
+    assert len(lines) <= 3, r.stderr  # seconds of work: at most a line per 10 s
