@@ -22,6 +22,7 @@ def test_word_model_val_bpb_matches_lmlab_eval(tmp_path, tiny_corpus, capsys) ->
     final = [r for r in records if "val_bpb" in r][-1]
     assert final["val_unk_rate"] > 0.2  # a 60-word vocabulary: many <unk>
     assert final["val_bpb"] > 1.3 * final["val_bpb_without_spelling"]
+    assert "val_bpb charges each `<unk>` the spelling" in (run / "card.md").read_text()
     assert main(["eval", "--run", str(run), "--window", "16", "--stride", "16", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["unk_rate"] == pytest.approx(final["val_unk_rate"], rel=0.02)

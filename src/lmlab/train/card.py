@@ -98,6 +98,10 @@ def write_card(
         "|---|---|",
     ]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in final.items() if v is not None]
+    if "val_unk_rate" in final:
+        lines += ["", "val_bpb charges each `<unk>` the spelling of its word, as `lmlab eval` does, "
+                  "so it compares across tokenizers; val_bpb_without_spelling is the model's bits "
+                  "alone."]  # fmt: skip
     versions = package_versions()
     rev = git_revision()
     lines += ["", "## Environment", ""]
