@@ -118,7 +118,7 @@ def load_span_model(run_dir: Path, config: dict[str, Any]) -> SpanModel:
         from lmlab.train.lora import merge_adapter
 
         base = reopen_base(init, run_dir)
-        body = body_from_tensors(config["model"], base.tensors)
+        body = body_from_tensors(config["model"], {k: v.float() for k, v in base.tensors.items()})
         merge_adapter(body, run_dir)
     else:
         path = run_dir / MODEL_FILE
