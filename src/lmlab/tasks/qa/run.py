@@ -235,6 +235,7 @@ def train_run(
         "stopped": outcome.stopped, "train_tokens_per_s": round(tok_s, 1),
         "parameters": model.num_params(), "trainable_parameters": outcome_trainable(init, model),
         "data": data.name, "train_questions": len(train_q), "train_windows": len(windows),
+        "windows_seen": min(outcome.steps * tcfg.batch_size, round(outcome.epochs * len(windows))),
         "validation_questions": len(val_q), "test_questions": len(test_q or []),
         "sizes": {"train": len(data.train), "validation": len(data.validation),
                   "test": len(data.test or [])},
