@@ -18,6 +18,10 @@ A pretrained model brings its own template as Jinja2 source (``jinja``, from the
 metadata or ``tokenizer_config.json``); it is rendered exactly as ``transformers`` renders
 it (sandboxed, ``trim_blocks``, ``lstrip_blocks``, ``raise_exception``, ``tojson``), and the
 reply ends at the model's end-of-turn token instead of a stop string.
+
+A conversation becomes token ids through :func:`encode_chat` (or :func:`fit_chat`): the
+template's own markers (``<|im_start|>``...) become the model's special ids, while each
+message's content stays ordinary text, so typing ``<|im_end|>`` cannot close a turn.
 """
 
 from __future__ import annotations
