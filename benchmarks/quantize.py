@@ -49,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pretrained import (  # noqa: E402  (the same prose, prompt and llama.cpp worker)
     NEW_TOKENS,
     PROMPT_TOKENS,
-    _rss_mb,
     _timings,
     prose_ids,
     worker_llamacpp,
@@ -92,6 +91,16 @@ def prepare(model: str, source: str) -> None:
         quantize_run(source, out, Scheme(bits, group, symmetric=bits == 8))
 
 
+def _rss_mb() -> float:
+    """This process's peak RSS (VmHWM: a fresh count after exec, unlike ru_maxrss, which a
+    spawned worker inherits from its parent)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _current_rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -112,6 +121,17 @@ def _open(model: str, source: str, variant: str):
         return run, sum(t.numel() * t.element_size() for t in tensors)
     path = quantised_dir(model, variant)
     return load_run(path), (path / "model.safetensors").stat().st_size
+
+
+def _tokenizer(source: str):
+    """A model's tokenizer without its weights (the driver stays small)."""
+    if source.startswith("builtin:"):
+        from lmlab.interop.gguf_import import _fields, _reader, gguf_tokenizer
+
+        return gguf_tokenizer(_fields(_reader(Path(_gguf()))), Path(_gguf()))
+    from lmlab.tokenize import load_tokenizer
+
+    return load_tokenizer(Path(source) / "tokenizer.json")
 
 
 def _gguf() -> str:
@@ -175,7 +195,7 @@ def worker_speed(engine: str, threads: int, ids: list[int], rows: int = 1) -> di
             stamps.append(time.perf_counter())
             tokens.append(ev.token_id)
     res = _timings(load, start, stamps, tokens, kinds=dec.kinds)
-    res["rows"] = rows
+    res["rows"], res["rss_mb"] = rows, _rss_mb()
     return res
 
 
@@ -232,6 +252,7 @@ def main() -> None:
             res = worker_quality(args.worker[1], args.worker[2], args.worker[3], inp["ids"])
         elif args.worker[0] == "llama.cpp":
             res = worker_llamacpp(int(args.worker[1]), inp["ids"][:PROMPT_TOKENS], _gguf(), T0)
+            res["rss_mb"] = _rss_mb()
         else:
             res = worker_speed(args.worker[0], int(args.worker[1]), inp["ids"][:PROMPT_TOKENS],
                                int(args.worker[2]))  # fmt: skip
@@ -239,7 +260,6 @@ def main() -> None:
         return
 
     from _common import table, write_results
-    from lmlab.run import load_run
 
     began = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     load_before = os.getloadavg()
@@ -254,7 +274,7 @@ def main() -> None:
     wanted = args.models.split(",")
     inputs = {}
     for name, source in models.items():
-        ids = prose_ids(load_run(source).tokenizer)
+        ids = prose_ids(_tokenizer(source))
         assert len(ids) >= 2000, len(ids)
         inputs[name] = tmp / f"{name}.json"
         inputs[name].write_text(json.dumps({"ids": ids}))
