@@ -9,10 +9,12 @@ gives the same split. Indices come back sorted (the parts keep the file's order)
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from lmlab.errors import LmlabError
+
+if TYPE_CHECKING:  # numpy is imported where a split is made, not when the CLI is built
+    import numpy as np
 
 
 def stratified_split(
@@ -21,6 +23,8 @@ def stratified_split(
     """Indices of each part; ``fractions`` must sum to 1."""
     if abs(sum(fractions) - 1.0) > 1e-9 or any(f < 0 for f in fractions):
         raise LmlabError(f"split fractions {list(fractions)} must be >= 0 and sum to 1")
+    import numpy as np
+
     arr = np.asarray(labels, dtype=object)
     rng = np.random.default_rng(seed)
     parts: list[list[np.ndarray]] = [[] for _ in fractions]
