@@ -15,7 +15,7 @@ bootstrap interval.
 
 The pretrained rungs use SmolLM2-135M-Instruct (``builtin:smollm2``): ``lm`` fine-tunes it
 with LoRA adapters and a head started from the label words (see :data:`LM_RECIPES`: a seeded
-sample of the training texts, a time limit), ``prompt0`` ... ``prompt8`` prompt it with k
+sample of the training texts, a time limit; ``lm:N`` trains on N texts instead), ``prompt0`` ... ``prompt8`` prompt it with k
 demonstrations and read the label words' likelihood (nothing trained; "train s" is then the
 time to score the test split).
 
@@ -235,23 +235,33 @@ def lmlab_model(name: str, model: str, threads: int, vectors: Path | None) -> di
             "run": out}  # fmt: skip
 
 
+def _shots(model: str) -> dict[str, int]:
+    """``prompt4`` -> 4 shots, seed 1; ``prompt4s2`` -> 4 shots drawn with seed 2."""
+    k, _, seed = model.removeprefix("prompt").partition("s")
+    return {"shots": int(k), "shot_seed": int(seed or 1)}
+
+
 def pretrained_model(name: str, model: str, threads: int) -> dict:
     """``lm`` (LoRA fine-tuning) or ``promptK`` (K demonstrations) on SmolLM2."""
-    if model == "lm":
+    if model.startswith("lm"):  # lm, or lm:N to train on N texts rather than the recipe's
+        recipe = dict(LM_RECIPES[name])
+        if ":" in model:
+            n = int(model.split(":")[1])
+            recipe.update(max_train=n, eval_every=max(recipe["eval_every"], n // 32 // 6))
         cfg = {"task": {"data": {"builtin": name}, "base": BASE},
                "model": {"family": "lm", "lora": dict(LORA)},
-               "train": {**LM_RECIPES[name], "threads": threads}}  # fmt: skip
+               "train": {**recipe, "threads": threads}}  # fmt: skip
     else:
         cfg = {"task": {"data": {"builtin": name}, "base": BASE},
-               "model": {"family": "prompt", "shots": int(model.removeprefix("prompt"))},
+               "model": {"family": "prompt", **_shots(model)},
                "train": {"threads": threads, "max_validation": 300}}  # fmt: skip
-    out = OUT / f"{name}-{model}"
+    out = OUT / f"{name}-{model.replace(':', '-')}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run, reports = train_run(cfg, out, overwrite=True, progress=False,
                                  log=lambda s: print("   ", s, file=sys.stderr, flush=True))  # fmt: skip
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    if model == "lm":
+    if model.startswith("lm"):
         n = res["sizes"]["train"]
         note = (f"LoRA r{LORA['rank']}, {n:,} training texts, {res['steps']:,} steps, best at "
                 f"{res['best_step']:,}, {res['stopped']}")  # fmt: skip
@@ -260,7 +270,8 @@ def pretrained_model(name: str, model: str, threads: int) -> dict:
     n_test = reports["test"].n
     secs = res["eval_seconds"] * n_test / (n_test + reports["validation"].n)
     return {"report": reports["test"], "seconds": secs, "params": res["parameters"],
-            "note": f"{model.removeprefix('prompt')}-shot, nothing trained; time: scoring the test split",
+            "note": f"{_shots(model)['shots']}-shot (demonstration seed {_shots(model)['shot_seed']}), "
+                    "nothing trained; time: scoring the test split",
             "run": out}  # fmt: skip
 
 
@@ -316,7 +327,7 @@ def _row_cells(name: str, model: str, r: dict, vec_seconds: float | None) -> lis
     secs = f"{r['seconds']:.0f}"
     if model.endswith("+vec") and vec_seconds is not None:
         secs = f"{vec_seconds:.0f} + {r['seconds']:.0f}"
-    label = {"tfidf": "TF-IDF + LR (scikit-learn)", "lm": "lmlab lm (SmolLM2 + LoRA)"}.get(
+    label = {"tfidf": "TF-IDF + LR (scikit-learn)"}.get(
         model,
         f"lmlab {model.replace('prompt', 'prompt k=')}"
         if model.startswith("prompt")
@@ -362,23 +373,25 @@ def shots_figure(rows: dict[str, dict], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series: dict[str, list[tuple[int, float, float, float]]] = {}
+    series: dict[str, dict[int, list[float]]] = {}
     for row in rows.values():
         if row["model"].startswith("prompt"):
-            lo, hi = row.get("ci", (row["accuracy"], row["accuracy"]))
-            series.setdefault(row["dataset"], []).append(
-                (int(row["model"].removeprefix("prompt")), row["accuracy"], lo, hi)
-            )
+            k = _shots(row["model"])["shots"]
+            series.setdefault(row["dataset"], {}).setdefault(k, []).append(row["accuracy"])
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, pts in sorted(series.items()):
-        pts.sort()
-        k = [p[0] for p in pts]
-        acc = np.array([p[1] for p in pts])
-        ax.errorbar(k, acc * 100, yerr=[(acc - [p[2] for p in pts]) * 100, ([p[3] for p in pts] - acc) * 100],
-                    marker="o", capsize=3, label=f"{name} (SmolLM2-135M-Instruct)")  # fmt: skip
-        ft = rows.get(f"{name}|lm")
+        ks = sorted(pts)
+        for k in ks:  # each demonstration seed
+            ax.scatter(
+                [k] * len(pts[k]), np.array(pts[k]) * 100, color="tab:blue", alpha=0.35, s=18
+            )
+        mean = [100 * float(np.mean(pts[k])) for k in ks]
+        ax.plot(ks, mean, marker="o", color="tab:blue",
+                label=f"{name}: SmolLM2-135M-Instruct (mean over demonstration seeds)")  # fmt: skip
+        fts = [r for r in rows.values() if r["dataset"] == name and r["model"].startswith("lm")]
+        ft = max(fts, key=lambda r: r["accuracy"]) if fts else None
         if ft:
             ax.axhline(
                 ft["accuracy"] * 100, ls="--", color="gray", label=f"{name}: fine-tuned (LoRA)"
@@ -386,6 +399,7 @@ def shots_figure(rows: dict[str, dict], path: Path) -> Path | None:
         peer = rows.get(f"{name}|tfidf")
         if peer:
             ax.axhline(peer["accuracy"] * 100, ls=":", color="black", label=f"{name}: TF-IDF + LR")
+    ax.axhline(50, ls="-", lw=0.8, color="red", alpha=0.5, label="chance (2 classes)")
     ax.set_xticks([0, 1, 4, 8])
     ax.set_xlabel("demonstrations in the prompt (k shots)")
     ax.set_ylabel("test accuracy (%)")
@@ -413,6 +427,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     if args.write_only:
         write_all(load_rows(), args.threads)
+        print(docs_table(load_rows()))
         return 0
     if args.pooling_ablation:
         pooling_ablation(args.threads)
@@ -468,18 +483,23 @@ def _verdicts(kept: dict[str, dict]) -> list[str]:
         peer = mine.pop("tfidf", None)
         if not mine:
             continue
-        best_acc, best = max((a, m) for m, a in mine.items())
+        # SST-2's 86% is the TextCNN-from-scratch target; the others hold for any model.
+        pool = {m: a for m, a in mine.items() if name != "sst2" or m.startswith("textcnn")}
+        best_acc, best = max((a, m) for m, a in (pool or mine).items())
         target = TARGETS.get(name)
         if target is not None:
             met = "met" if best_acc >= target else "not met"
             out.append(
-                f"- {name}: best lmlab {best} {best_acc:.2%} vs target {target:.1%}: **{met}**"
+                f"- {name}: {'TextCNN' if name == 'sst2' else 'best lmlab'} ({best}) "
+                f"{best_acc:.2%} vs target {target:.1%}: **{met}**"
             )
         else:
             out.append(f"- {name}: best lmlab {best} {best_acc:.2%} (no target)")
-        if name in LM_TARGET and "lm" in mine:
-            met = "met" if mine["lm"] >= LM_TARGET[name] else "not met"
-            out.append(f"  - fine-tuned pretrained Transformer (lm) {mine['lm']:.2%} vs target "
+        lms = {m: a for m, a in mine.items() if m.startswith("lm")}
+        if name in LM_TARGET and lms:
+            acc, m = max((a, m) for m, a in lms.items())
+            met = "met" if acc >= LM_TARGET[name] else "not met"
+            out.append(f"  - fine-tuned pretrained Transformer (best: {m}) {acc:.2%} vs target "
                        f"{LM_TARGET[name]:.1%} (stretch 91.3%): **{met}**")  # fmt: skip
         if peer is not None:
             below = [m for m, a in mine.items() if a <= peer]
@@ -489,9 +509,65 @@ def _verdicts(kept: dict[str, dict]) -> list[str]:
     return out
 
 
+def docs_table(kept: dict[str, dict]) -> str:
+    """The docs' pivot: one row per model, one column per data set (test accuracy, time)."""
+    names = [d for d in DATASETS if any(r["dataset"] == d for r in kept.values())]
+    models: list[str] = []
+    for r in sorted(kept.values(), key=lambda r: _model_order(r["model"])):
+        if r["model"] not in models:
+            models.append(r["model"])
+    lines = ["| model | " + " | ".join(names) + " | parameters |", "|---" * (len(names) + 2) + "|"]
+    for m in models:
+        cells, params = [], set()
+        for d in names:
+            r = kept.get(f"{d}|{m}")
+            if r is None:
+                cells.append("–")
+                continue
+            secs = r["cells"][4]
+            cells.append(f"{r['accuracy']:.1%}, {secs} s")
+            params.add(r["cells"][5].split(" (")[0])
+        label = kept[next(k for k in kept if kept[k]["model"] == m)]["cells"][1]
+        if m.startswith("lm"):
+            label += f", {int(m.split(':')[1]):,} texts" if ":" in m else ""
+        if m.startswith("prompt"):
+            sh = _shots(m)
+            label = f"lmlab prompt k={sh['shots']}" + (
+                f" (seed {sh['shot_seed']})" if sh["shot_seed"] != 1 else ""
+            )
+        nums = sorted(int(x.replace(",", "")) for x in params)
+        ptxt = (
+            f"{nums[0] / 1e6:.1f}M" + (f"–{nums[-1] / 1e6:.1f}M" if nums[-1] != nums[0] else "")
+            if nums
+            else ""
+        )
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ptxt} |")
+    return "\n".join(lines)
+
+
+def _model_order(m: str) -> float:
+    base = {x: i for i, x in enumerate(("tfidf", *MODELS[1:]))}
+    if m in base:
+        return base[m]
+    if m.startswith("lm"):
+        return 10 + (int(m.split(":")[1]) / 1e6 if ":" in m else 0.5)
+    if m.startswith("prompt"):
+        return 20 + _shots(m)["shots"] + _shots(m)["shot_seed"] / 10
+    return 99
+
+
 def write_all(kept: dict[str, dict], threads: int) -> None:
     """RESULTS.md's classify section from every kept row, the shots figure, the confusions."""
     order = {m: i for i, m in enumerate(("tfidf", *MODELS[1:], *PRETRAINED_MODELS))}
+    order.update({m: 20 + _shots(m)["shots"] + _shots(m)["shot_seed"] / 10
+                  for m in {r["model"] for r in kept.values()} if m.startswith("prompt")})  # fmt: skip
+    order.update(
+        {
+            m: len(MODELS) + int(m.split(":")[1]) / 1e6
+            for m in {r["model"] for r in kept.values()}
+            if m.startswith("lm:")
+        }
+    )
     ds = {d: i for i, d in enumerate(DATASETS)}
     keys = sorted(
         kept, key=lambda k: (ds.get(kept[k]["dataset"], 99), order.get(kept[k]["model"], 99))
