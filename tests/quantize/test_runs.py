@@ -219,6 +219,14 @@ def test_a_width_not_divisible_by_the_group_size_is_refused(tmp_path, capsys) ->
     err = capsys.readouterr().err
     assert code == 2 and "not divisible by the group size 128" in err
     assert not (tmp_path / "q").exists()
+    rnn = tmp_path / "rnn"  # only Transformers have linear layers to quantise
+    assert main(["train", "--out", str(rnn), "--corpus", "builtin:shakespeare-sonnets", *TINY,
+                 "--steps", "2", "--model", "rnn", "--set", "model.embed_dim=8",
+                 "--set", "model.hidden_size=16"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["quantize", "--run", str(rnn), "--to", "int8", "--out", str(tmp_path / "r")]) == 2
+    assert "only Transformer runs can be quantised" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_corrupt_quantised_file_is_a_one_line_error(runs, tmp_path) -> None:
