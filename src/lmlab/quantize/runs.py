@@ -2,7 +2,8 @@
 
 ``quantize_run`` reads a run (a run directory, a GGUF file, a Hugging Face folder or
 ``builtin:NAME``), quantises every linear layer of its Transformer (and, unless
-``embeddings`` is off, the token embedding, with a head tied to it) and writes a new run
+``embeddings`` is off, the token embedding, with a head tied to it; those two in int8 per
+channel under int4 unless ``embedding_bits`` is 4) and writes a new run
 directory: ``config.toml`` with a ``[quantization]`` section, ``tokenizer.json``,
 ``model.safetensors`` (see :mod:`lmlab.quantize.scheme` for the tensors), the chat template
 and ``card.md``; the prepared ``data/`` split is hard-linked (copied where links fail) so

@@ -12,6 +12,10 @@ Two schemes, both on the rows of a weight matrix ``W`` (out, in):
   a few times, keeping the best), which lowers the squared error below the plain
   min/max rule and never raises it.
 
+The token embedding and the output head (tied or not) take int8 per channel by default
+under int4 too (``embedding_bits``), as llama.cpp's Q4 files keep them in 8 bits: the
+head's error reaches every logit.
+
 Zero points are floats (a "float zero-point domain", as in llama.cpp's Q4_1 ``m`` and
 torchao), and scales and zero points are float16, as in GGUF: ``W ~ s * q + z`` is then
 exactly what every kernel computes, and a GGUF Q4_0/Q4_1/Q8_0 block is a special case.
