@@ -205,19 +205,9 @@ FAMILIES: dict[str, tuple[type, type[Classifier], dict[str, Any]]] = {
 }
 
 
-def _pretrained_families() -> None:
-    """Add ``lm`` and ``prompt`` (their module imports the Transformer) on first use."""
-    if "lm" not in FAMILIES:
-        from lmlab.tasks.classify.lm import LMClassifier, LMConfig, PromptClassifier, PromptConfig
-
-        FAMILIES["lm"] = (LMConfig, LMClassifier, {})
-        FAMILIES["prompt"] = (PromptConfig, PromptClassifier, {})
-
-
 def build_classifier(family: str, config: dict[str, Any]) -> Classifier:
     """A classifier of ``family`` from a config dict (unknown keys are errors). ``lm`` and
     ``prompt`` come without weights: see :mod:`lmlab.tasks.classify.lm`."""
-    _pretrained_families()
     if family not in FAMILIES:
         raise LmlabError(f"unknown classifier {family!r}; choose one of {', '.join(FAMILIES)}")
     cfg_cls, model_cls, defaults = FAMILIES[family]
@@ -229,3 +219,15 @@ def build_classifier(family: str, config: dict[str, Any]) -> Classifier:
 
 def config_dict(model: Classifier) -> dict[str, Any]:
     return {"family": model.family, **asdict(model.config)}
+
+
+# The pretrained-Transformer families subclass Classifier, so they join the table last.
+from lmlab.tasks.classify.lm import (  # noqa: E402
+    LMClassifier,
+    LMConfig,
+    PromptClassifier,
+    PromptConfig,
+)
+
+FAMILIES["lm"] = (LMConfig, LMClassifier, {})
+FAMILIES["prompt"] = (PromptConfig, PromptClassifier, {})
