@@ -65,7 +65,10 @@ def build_pretrained(
         raise LmlabError(
             f"--model {family} needs --base: builtin:smollm2, a .gguf, an HF folder or a run"
         )
-    base = read_base(spec)
+    try:
+        base = read_base(spec)
+    except LmlabError as e:  # read_base speaks of lmlab train's flag
+        raise LmlabError(str(e).replace("--init-from", "--base")) from None
     if base.family != "transformer":
         raise LmlabError(
             f"--base {spec} is a {base.family} model; --model {family} needs a Transformer"
