@@ -315,8 +315,8 @@ def _ablation_text() -> str:
     return (
         "\n\nPooling and head start for `lm` (`--pooling-ablation`, measured "
         f"{a['measured']}, load {a['load']}): SmolLM2 + LoRA, 20 steps of 32 SST-2 training "
-        "texts, SST-2 validation accuracy (500 texts) after every 2nd step... at steps "
-        "10 and 20:\n\n"
+        "texts each; SST-2 validation accuracy (500 texts, never the test split) of the "
+        "selected model, and the curve at steps 10 and 20:\n\n"
         + table(["pooling", "head start", "validation accuracy", "curve", "train s"], rows)
     )
 
