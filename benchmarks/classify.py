@@ -447,7 +447,7 @@ def main() -> int:
             t0 = time.perf_counter()
             if model == "tfidf":
                 r = tfidf(data)
-            elif model in PRETRAINED_MODELS:
+            elif model.startswith(("lm", "prompt")):
                 r = pretrained_model(name, model, args.threads)
             else:
                 vectors = None
