@@ -331,6 +331,8 @@ def _row_cells(name: str, model: str, r: dict, vec_seconds: float | None) -> lis
         model,
         f"lmlab {model.replace('prompt', 'prompt k=')}"
         if model.startswith("prompt")
+        else "lmlab lm (SmolLM2 + LoRA)"
+        if model.startswith("lm")
         else f"lmlab {model}",
     )
     params = f"{r['params']:,}" + (f" ({r['trainable']:,} trained)" if r.get("trainable") else "")
@@ -512,24 +514,26 @@ def _verdicts(kept: dict[str, dict]) -> list[str]:
 def docs_table(kept: dict[str, dict]) -> str:
     """The docs' pivot: one row per model, one column per data set (test accuracy, time)."""
     names = [d for d in DATASETS if any(r["dataset"] == d for r in kept.values())]
-    models: list[str] = []
+    groups: dict[str, list[str]] = {}  # lm and lm:N share a row
     for r in sorted(kept.values(), key=lambda r: _model_order(r["model"])):
-        if r["model"] not in models:
-            models.append(r["model"])
+        g = groups.setdefault(r["model"].split(":")[0], [])
+        if r["model"] not in g:
+            g.append(r["model"])
     lines = ["| model | " + " | ".join(names) + " | parameters |", "|---" * (len(names) + 2) + "|"]
-    for m in models:
+    for m, members in groups.items():
         cells, params = [], set()
         for d in names:
-            r = kept.get(f"{d}|{m}")
-            if r is None:
+            found = [kept[f"{d}|{x}"] for x in members if f"{d}|{x}" in kept]
+            if not found:
                 cells.append("–")
                 continue
-            secs = r["cells"][4]
-            cells.append(f"{r['accuracy']:.1%}, {secs} s")
+            r = max(found, key=lambda r: r["accuracy"])
+            cell = f"{r['accuracy']:.1%}, {r['cells'][4]} s"
+            if n := re.search(r"([\d,]+) training texts", r["cells"][6]):
+                cell += f" ({n.group(1)} texts)"
+            cells.append(cell)
             params.add(r["cells"][5].split(" (")[0])
-        label = kept[next(k for k in kept if kept[k]["model"] == m)]["cells"][1]
-        if m.startswith("lm"):
-            label += f", {int(m.split(':')[1]):,} texts" if ":" in m else ""
+        label = kept[next(k for k in kept if kept[k]["model"] == members[0])]["cells"][1]
         if m.startswith("prompt"):
             sh = _shots(m)
             label = f"lmlab prompt k={sh['shots']}" + (
