@@ -11,7 +11,7 @@ character EM/F1). The span model's scores are its run's ``results.json`` (the te
 or the seeded sample of it the run was scored on); the baselines are scored here on the
 same questions, the generative model on a seeded sample (``--llm-questions``) with the
 lexical baseline and the span model's own answers on that sample beside it.
-Run it under the shared lock: ``flock /tmp/lmlab-heavy.lock python benchmarks/qa.py``.
+Run it on a quiet machine: ``python benchmarks/qa.py``.
 """
 
 from __future__ import annotations

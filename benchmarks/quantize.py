@@ -25,7 +25,7 @@ decoded together (lmlab's engine, 8 rows per kernel step) against 8x llama.cpp's
 rate. Targets: int4 decode >= 1.0x llama.cpp (stretch 1.3x), prefill >= 1.0x, peak RSS
 <= 1.5x the GGUF's size.
 
-Run (under the shared lock): flock /tmp/lmlab-heavy.lock .venv/bin/python
+Run (on a quiet machine): .venv/bin/python
 benchmarks/quantize.py --austen runs/austen [--rounds 3] [--results benchmarks/RESULTS.md]
 Quantised runs are written once under benchmarks/out/quantize/ and reused.
 """
@@ -407,11 +407,11 @@ def main() -> None:
                      f"{NEW_TOKENS} new tokens ({args.rounds} interleaved rounds, median and "
                      f"min-max):\n\n" + table(head, rows))  # fmt: skip
     if not speed:
-        parts.append("Speed: not in this results file (run `--part speed` under the lock).")
+        parts.append("Speed: not in this results file (run `--part speed` on a quiet machine).")
     body = "\n\n".join(parts + ["\n".join(verdicts), NOTES])
     print("\n" + body)
     if args.results:
-        cmd = ("`flock /tmp/lmlab-heavy.lock .venv/bin/python benchmarks/quantize.py"
+        cmd = ("`.venv/bin/python benchmarks/quantize.py"
                + (f" --austen {args.austen}" if args.austen else "")
                + " --results benchmarks/RESULTS.md`")  # fmt: skip
         head = (

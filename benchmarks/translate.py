@@ -2,9 +2,9 @@
 seq2seq with attention on the same time budget, greedy and beam-search BLEU/chrF
 (sacrebleu), and the zh->en Transformer on the WMT news test sets (out of domain).
 
-    flock /tmp/lmlab-heavy.lock python benchmarks/translate.py --job transformer-zh-en
+    python benchmarks/translate.py --job transformer-zh-en
     ... --job transformer-en-zh, --job rnn-zh-en, --job rnn-en-zh
-    flock /tmp/lmlab-heavy.lock python benchmarks/translate.py --wmt 500
+    python benchmarks/translate.py --wmt 500
     python benchmarks/translate.py --table        # RESULTS.md section from the runs
 
 Each job trains for ``--minutes`` (training time, validation included; the test decoding
@@ -95,8 +95,8 @@ def make_table() -> str:
                      f"{g['bleu']:.2f}", f"{b['bleu']:.2f}", f"{b['bleu'] - g['bleu']:+.2f}",
                      f"{g['chrf']:.1f}", f"{b['chrf']:.1f}",
                      f"{b['decode_tokens_per_second']:,.0f}"])  # fmt: skip
-    body = [f"Machine: {machine()} (2 cores shared with other jobs; trained under the heavy-job "
-            "lock). Tatoeba cmn-eng test split: 1,000 English sentences with all their Chinese "
+    body = [f"Machine: {machine()} (2 cores; the load average is "
+            "in the log). Tatoeba cmn-eng test split: 1,000 English sentences with all their Chinese "
             "translations as references (en->zh: 1,000 sources, up to 6 references; zh->en: 1,042 "
             "Chinese sources). Beam 5, GNMT length penalty 1.0. Training time includes the "
             "validations; the test decoding comes after it.", ""]  # fmt: skip
