@@ -88,7 +88,7 @@ def main() -> None:
     renamed = work / "ptb.train.txt"  # lmplz refuses a literal <unk> in its input
     renamed.write_text(train_text.replace("<unk>", "unkword"), encoding="utf-8")
     peer = lmplz()
-    print("## Quality: perplexity of the same 5-gram/3-gram recipe\n")
+    print("### Quality: perplexity of the same 5-gram/3-gram recipe\n")
     print("| order | split | lmlab ppl | KenLM module on lmlab's ARPA | lmplz's model (KenLM "
           "module) | lmlab / lmplz | lmlab score s | KenLM score s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -121,7 +121,7 @@ def main() -> None:
     if not have_kenlm:
         print("\n(kenlm not installed: pip install kenlm)")
 
-    print("\n## Speed: whole processes, text file in, model file out\n")
+    print("\n### Speed: whole processes, text file in, model file out\n")
     if peer is None:
         print(f"lmplz {NOT_BUILT}")
         tmp.cleanup()
