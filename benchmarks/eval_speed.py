@@ -5,7 +5,8 @@ Same model, same file, same scores. By default a 0.86M-parameter character-level
 Tiny Shakespeare (1.1 MB, 1.1M tokens); ``--tokenizer bpe`` takes a 0.95M one with a BPE
 vocabulary of 4,096 (depth 2), and ``--run DIR`` a trained run. The text is cut into
 ``--rounds`` slices, each scored by both paths in alternating order, so the host's slow
-phases hit both alike. Prints both paths' seconds and scored tokens/s, the speed-up (in
+phases hit both alike. Also times the batched path in bf16 autocast (``lmlab eval --precision bf16``).
+Prints the paths' seconds and scored tokens/s, the speed-up (in
 total, and the per-round median with quartiles), the largest loss difference, and, for
 reference, the training loop's forward tokens/s (batches of 32 windows through the same
 model, as the trainer runs them, timed in every round too).
@@ -118,7 +119,9 @@ def main() -> None:
     # The stream is cut into rounds; each round is scored by both paths, in alternating
     # order, so the host's slow phases hit both alike (the ratio is the per-round median).
     bounds = np.linspace(0, len(ids), args.rounds + 1).astype(int)
-    t_old = t_new = train_s = 0.0
+    t_old = t_new = t_bf16 = train_s = 0.0
+    ratios_bf16: list[float] = []
+    diffs_bf16: list[float] = []
     train_tokens = 0
     ratios, diffs, scored, window_tokens, loss_sum = [], [], 0, 0, 0.0
     for r in range(args.rounds):
@@ -126,14 +129,19 @@ def main() -> None:
         t = {}
         sec, tok = training_forward_seconds(model, ids, r)  # in the same period, for reference
         train_s, train_tokens = train_s + sec, train_tokens + tok
-        for name in ("old", "new") if r % 2 == 0 else ("new", "old"):
+        order = ("old", "new", "bf16")
+        for name in order if r % 2 == 0 else order[::-1]:
             t0 = time.perf_counter()
             if name == "old":
                 old = per_window_loss(model, part)
-            else:  # the old path's window, for equal scores
+            elif name == "new":  # the old path's window, for equal scores
                 new, n = stream_loss(model, part, window=ctx)
+            else:  # lmlab eval --precision bf16
+                fast, _ = stream_loss(model, part, window=ctx, autocast=torch.bfloat16)
             t[name] = time.perf_counter() - t0
-        t_old, t_new = t_old + t["old"], t_new + t["new"]
+        t_old, t_new, t_bf16 = t_old + t["old"], t_new + t["new"], t_bf16 + t["bf16"]
+        ratios_bf16.append(t["old"] / t["bf16"])
+        diffs_bf16.append(abs(old - fast) / old)
         ratios.append(t["old"] / t["new"])
         diffs.append(abs(old - new))
         scored += n
@@ -143,12 +151,17 @@ def main() -> None:
     rows = [
         ["one window per call (before)", f"{t_old:.1f}", f"{scored / t_old:,.0f}"],
         ["batched windows (now)", f"{t_new:.1f}", f"{scored / t_new:,.0f}"],
+        ["batched, bf16 (--precision bf16)", f"{t_bf16:.1f}", f"{scored / t_bf16:,.0f}"],
     ]
     print(table(["path", "seconds", "scored tokens/s"], rows))
     q1, med, q3 = np.percentile(ratios, [25, 50, 75])
     print(
         f"\nspeed-up {t_old / t_new:.1f}x in total; per round {med:.1f}x (quartiles "
         f"{q1:.1f}-{q3:.1f}); largest |loss difference| {max(diffs):.1e} nats"
+    )
+    print(
+        f"bf16: {t_old / t_bf16:.1f}x the old loop in total, per round "
+        f"{np.median(ratios_bf16):.1f}x; largest relative loss difference {max(diffs_bf16):.1e}"
     )
     print(
         f"training loop forward: {train_rate:,.0f} tokens/s; batched eval reads "

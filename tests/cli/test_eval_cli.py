@@ -93,5 +93,9 @@ def test_validation_split_spelling_and_window_flags(tiny_corpus: Path, tmp_path,
     est, _ = _eval_json(capsys, run)
     assert est["unk_spelling"] == "estimated" and est["loss"] == pytest.approx(exact["loss"])
     assert est["bpb"] == pytest.approx(exact["bpb"], rel=0.25)
+    fast, _ = _eval_json(capsys, run, "--precision", "bf16")
+    assert fast["tokens"] == exact["tokens"] and fast["loss"] == pytest.approx(
+        exact["loss"], rel=1e-2
+    )
     assert main(["eval", "--run", str(run), "--window", "33"]) == 2  # over the context (32)
     assert main(["eval", "--run", str(run), "--window", "16", "--stride", "17"]) == 2

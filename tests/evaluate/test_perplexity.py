@@ -158,3 +158,15 @@ def test_bits_per_byte_charges_unknown_words() -> None:
     assert math.isclose(s.bits_per_byte, (10 * 1 + 10) / 20) and s.unk_rate == 0.2
     d = s.as_dict()
     assert d["unk"] == 2 and d["unk_rate"] == 0.2 and d["bpb"] == s.bits_per_byte
+
+
+def test_bf16_autocast_scores_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    m = Transformer(
+        TransformerConfig(vocab_size=50, context_length=32, n_layer=2, n_head=2, d_model=32)
+    ).eval()
+    ids = np.random.default_rng(1).integers(0, 50, 400)
+    exact, n = stream_loss(m, ids)
+    fast, n_fast = stream_loss(m, ids, autocast=torch.bfloat16)
+    assert n_fast == n and fast != exact  # the network really ran in bf16
+    assert abs(fast - exact) / exact < 1e-2
