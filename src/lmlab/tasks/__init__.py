@@ -26,7 +26,10 @@ from __future__ import annotations
 # offers these; qa, translate, summarize and chat attach here later.
 KINDS: dict[str, tuple[str, str]] = {
     "classify": ("lmlab.tasks.classify", "text classification and sentiment"),
-    "translate": ("lmlab.tasks.translate", "translation (encoder-decoder Transformer, GRU seq2seq)"),
+    "translate": (
+        "lmlab.tasks.translate",
+        "translation (encoder-decoder Transformer, GRU seq2seq)",
+    ),
     "qa": ("lmlab.tasks.qa", "extractive question answering (a span head on a pretrained model)"),
 }
 # The classifier families' names (``lmlab.tasks.classify.models.FAMILIES`` builds them),
