@@ -144,8 +144,10 @@ def main() -> None:
     train_text, val_text = prepare_nanogpt(repo)
     tmp = tempfile.TemporaryDirectory()
     work = Path(tmp.name)
-    corpus = work / "train.txt"
-    corpus.write_text(train_text, encoding="utf-8")
+    # the whole text: lmlab's --val-fraction 0.1 holds out its last 10% of characters, so
+    # it trains on nanoGPT's first 90% and validates on nanoGPT's last 10%
+    corpus = work / "input.txt"
+    corpus.write_text(train_text + val_text, encoding="utf-8")
     outs = {"nanoGPT": work / "out-nanogpt", "lmlab": work / "run-lmlab"}
     cmds = {"nanoGPT": nanogpt_train_cmd(args.steps, outs["nanoGPT"]),
             "lmlab": lmlab_train_cmd(args.steps, corpus, outs["lmlab"])}  # fmt: skip

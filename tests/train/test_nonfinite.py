@@ -114,3 +114,21 @@ def test_generate_rejects_a_nan_sampling_setting(good_run, flag) -> None:
                           "nan"], capture_output=True, text=True)  # fmt: skip
     assert cli.returncode == 2 and "must be a finite number" in cli.stderr, cli.stderr
     assert "Traceback" not in cli.stderr
+
+
+def test_check_finite_allows_minus_inf_and_overflowing_sums_only() -> None:
+    import torch
+
+    from lmlab.run import check_finite
+
+    big = torch.full((10,), 3e38)  # finite values whose sum overflows to +inf
+    logp = torch.tensor([-1.0, float("-inf")])  # an impossible event in a probability table
+    check_finite({"big": big, "logp": logp, "ids": torch.arange(3)}, "x")
+    for bad in (float("nan"), float("inf")):
+        t = torch.zeros(5)
+        t[2] = bad
+        with pytest.raises(LmlabError, match="NaN or infinite values in 'w'"):
+            check_finite({"w": t}, "x")
+    mixed = torch.tensor([float("inf"), float("-inf")])  # sums to NaN; holds +inf
+    with pytest.raises(LmlabError):
+        check_finite({"w": mixed}, "x")
