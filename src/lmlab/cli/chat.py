@@ -77,6 +77,9 @@ def update_params(params, args: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmlab.cli._kernel_preload import start_kernel_preload
+
+    start_kernel_preload(args.run)  # overlaps PyTorch's import and the run's loading
     from lmlab.errors import LmlabError
     from lmlab.generate import generate_stream
     from lmlab.run import load_run

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lmlab.cli._kernel_preload import start_kernel_preload
+
+    start_kernel_preload(args.run)  # overlaps PyTorch's import and the run's loading
     from lmlab.data.sources import iter_file_text
     from lmlab.generate import generate, generate_stream
     from lmlab.run import load_run
