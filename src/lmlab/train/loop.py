@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -68,6 +68,27 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
     with contextlib.suppress(TypeError, RuntimeError):
         return torch.optim.AdamW(groups, fused=True, **kwargs)
     return torch.optim.AdamW(groups, **kwargs)
+
+
+class Objective(Protocol):
+    """A training objective other than next-token cross-entropy on random windows (e.g.
+    distillation, :mod:`lmlab.distill`): where each batch comes from and what loss it gets.
+
+    ``batch`` returns inputs, targets and a tuple of extra per-row tensors (sliced and moved
+    like the inputs); ``loss`` turns the model's logits into the loss to minimise;
+    ``log_fields`` returns extra figures for the next ``metrics.jsonl`` training record.
+    Validation is unchanged: cross-entropy on the validation split.
+    """
+
+    def batch(
+        self, rng: np.random.Generator, batch_size: int, context: int
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]: ...
+
+    def loss(
+        self, logits: torch.Tensor, targets: torch.Tensor, extra: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor: ...
+
+    def log_fields(self) -> dict[str, float]: ...
 
 
 class _StopRequest:
@@ -147,6 +168,7 @@ def train(
     progress: bool = True,
     weights: Any = None,
     announce: bool = False,
+    objective: Objective | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` into ``run_dir`` (config and tokenizer already saved there).
 
@@ -155,7 +177,9 @@ def train(
     ``weights`` says which weights a checkpoint holds (default: all of them; a LoRA run
     passes :class:`lmlab.train.lora.LoraWeights`). ``announce`` prints the step a resumed
     run continues from. Resuming a run that already reached ``cfg.steps`` does nothing and
-    says so (``already_complete``); nothing is appended to its metrics.
+    says so (``already_complete``); nothing is appended to its metrics. ``objective``
+    replaces the random windows and the cross-entropy of each training step (see
+    :class:`Objective`).
     """
     dist = dist or ddp.DistInfo()
     device = ddp.pick_device(cfg.device, dist)
@@ -200,6 +224,9 @@ def train(
         precision="bf16" if autocast_dtype == torch.bfloat16 else "fp32",
     )
     sample_gen_every = cfg.sample_every or cfg.eval_every
+    if objective is not None and (cfg.carry_state or model.computes_loss):
+        raise LmlabError(f"a custom training objective needs a model that returns logits and "
+                         f"no carry_state; the {model.family} model does not")  # fmt: skip
     if cfg.carry_state and model.context_length is not None:
         raise LmlabError(
             f"train.carry_state needs a recurrent model; the {model.family} family has a "
@@ -287,6 +314,9 @@ def train(
                         carried = model.new_state(x[rows].shape[0], device)
                     else:
                         carried.detach_()
+                elif objective is not None:
+                    x, y, extra = objective.batch(rng, cfg.batch_size, cfg.context)
+                    extra = tuple(t[rows].to(device, non_blocking=True) for t in extra)
                 else:
                     x, y = sample_batch(data.train, cfg.batch_size, cfg.context, rng)
                 x, y = x[rows].to(device, non_blocking=True), y[rows].to(device, non_blocking=True)
@@ -303,6 +333,8 @@ def train(
                 ):
                     if model.computes_loss:  # e.g. adaptive softmax: no full distribution
                         loss = net(x, carried, targets=y)
+                    elif objective is not None:
+                        loss = objective.loss(net(x), y, extra)
                     else:
                         logits = net(x, carried)
                         loss = F.cross_entropy(
@@ -342,6 +374,7 @@ def train(
                             "tokens": step * tokens_per_step,
                             "elapsed": now - t0,
                             "tok_per_s": tps,
+                            **(objective.log_fields() if objective is not None else {}),
                         },
                     )
                 bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tps:,.0f}")
