@@ -7,7 +7,9 @@ does), written once as a file of 10,000-word lines. Settings as in issue 3: vect
 min count 5; word2vec window 5, sample 1e-3, 5 negatives, 5 epochs; GloVe window 10,
 x_max 10, 15 iterations; 2 threads everywhere.
 
-* lmlab: ``lmlab embed train --corpus FILE --algo ... --out v.txt``
+* lmlab: ``lmlab embed train --corpus FILE --algo ... --out v.txt`` (skip-gram: its default,
+  one draw of negatives per centre word for the whole window; ``skipgram-perpair`` adds
+  ``--per-pair-negatives``, word2vec's and gensim's fresh draw for every pair)
 * gensim 4.4: ``Word2Vec(corpus_file=FILE, ...)`` then ``wv.save_word2vec_format`` (its
   fastest input path), in a fresh Python process;
 * Stanford GloVe: ``vocab_count | cooccur | shuffle | glove`` from its public source, built
@@ -16,7 +18,7 @@ x_max 10, 15 iterations; 2 threads everywhere.
 Quality of every saved file is scored the same way (not timed): Google analogies (3CosAdd,
 whole vocabulary) and WordSim-353 Spearman, with lmlab's evaluator.
 
-    .venv/bin/python benchmarks/embeddings_e2e.py [--only cbow,skipgram,glove] [--repeats 3]
+    .venv/bin/python benchmarks/embeddings_e2e.py [--only cbow,skipgram,skipgram-perpair,glove] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -55,10 +57,18 @@ $B/glove -save-file {out} -threads 2 -input-file cooc.shuf.bin -x-max 10 -iter 1
 """
 
 
+def _lmlab_algo(algo: str) -> tuple[str, list[str]]:
+    """``skipgram-perpair``: skip-gram with word2vec's fresh negatives for every pair."""
+    if algo == "skipgram-perpair":
+        return "skipgram", ["--per-pair-negatives"]
+    return algo, []
+
+
 def lmlab_cmd(algo: str, corpus: Path, out: Path) -> list[str]:
+    algo, extra = _lmlab_algo(algo)
     cmd = [str(LMLAB), "embed", "train", "--corpus", str(corpus), "--algo", algo,
            "--out", str(out), "--size", "100", "--min-count", "5", "--workers", "2",
-           "--seed", "1"]  # fmt: skip
+           "--seed", "1", *extra]  # fmt: skip
     if algo == "glove":
         return cmd + ["--window", "10", "--epochs", "15", "--x-max", "10"]
     return cmd + ["--window", "5", "--epochs", "5", "--sample", "1e-3", "--negative", "5"]
@@ -71,7 +81,8 @@ def peer_cmd(algo: str, corpus: Path, out: Path, work: Path) -> list[str] | None
             return None
         script = GLOVE.format(bin=b, work=work, corpus=corpus, out=out.with_suffix(""))
         return ["bash", "-c", script]
-    return [sys.executable, "-c", GENSIM, str(corpus), str(out), str(int(algo == "skipgram"))]
+    sg = algo.startswith("skipgram")
+    return [sys.executable, "-c", GENSIM, str(corpus), str(out), str(int(sg))]
 
 
 def scores(path: Path) -> dict[str, float]:
@@ -86,7 +97,11 @@ def scores(path: Path) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="cbow,skipgram,glove", help="comma-separated subset")
+    ap.add_argument(
+        "--only",
+        default="cbow,skipgram,skipgram-perpair,glove",
+        help="comma-separated subset (skipgram-perpair: lmlab with --per-pair-negatives)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="interleaved runs per tool")
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()

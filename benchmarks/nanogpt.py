@@ -130,6 +130,66 @@ def lmlab_val_loss(run: Path, val: str) -> float:
     return total / (n * t)
 
 
+# Sampling after loading, in a fresh process each time (as a user's first call): the rate the
+# issue's table quotes, fixed costs of the first tokens (kernel loading, warm-up) included.
+NANOGPT_SAMPLE = """
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+sys.path.insert(0, {repo!r})
+from model import GPT, GPTConfig
+ckpt = torch.load({ckpt!r}, map_location="cpu", weights_only=True)
+model = GPT(GPTConfig(**ckpt["model_args"]))
+model.load_state_dict({{k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}})
+model.eval()
+torch.manual_seed(1)
+idx = torch.zeros((1, 1), dtype=torch.long)  # sample.py's start: "\\n" is id 0
+t1 = time.perf_counter()
+with torch.no_grad():  # cold, as sample.py calls it (its tokens are not streamed)
+    model.generate(idx, {n}, temperature=0.8, top_k=200)
+t3 = time.perf_counter()
+print(json.dumps({{"load": t1 - t0, "first": None, "sample": t3 - t1}}))
+"""
+LMLAB_SAMPLE = """
+import json, time
+t0 = time.perf_counter()
+from lmlab.cli._kernel_preload import start_kernel_preload
+start_kernel_preload({run!r})  # as lmlab generate does
+from lmlab.generate import SamplingParams, generate_stream
+from lmlab.run import load_run
+r = load_run({run!r})
+ids = r.tokenizer.encode("\\n")
+t1 = time.perf_counter()
+p = SamplingParams(max_new_tokens={n}, temperature=0.8, top_k=200, seed=1, ignore_eos=True)
+first = None
+for ev in generate_stream(r.model, r.tokenizer, ids, p, logprobs=False):
+    first = first or time.perf_counter() - t1
+t3 = time.perf_counter()
+print(json.dumps({{"load": t1 - t0, "first": first, "sample": t3 - t1}}))
+"""
+
+
+def sample_in_process(repo: Path, outs: dict[str, Path], n: int, repeats: int) -> dict:
+    """Per tool, fresh processes in alternation: seconds to load, to the first token and to
+    sample ``n`` tokens after loading (nanoGPT: its ``model.generate``, as ``sample.py``
+    calls it; lmlab: its engine, as ``lmlab generate`` calls it). Medians."""
+    import json
+    import os
+
+    code = {"nanoGPT": NANOGPT_SAMPLE.format(repo=str(repo), ckpt=str(outs["nanoGPT"] / "ckpt.pt"), n=n),
+            "lmlab": LMLAB_SAMPLE.format(run=str(outs["lmlab"]), n=n)}  # fmt: skip
+    got: dict[str, list[dict]] = {k: [] for k in code}
+    for r in range(repeats):
+        for name in code if r % 2 == 0 else list(code)[::-1]:
+            out = subprocess.run([sys.executable, "-c", code[name]], capture_output=True, text=True,
+                                 cwd=str(repo), env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+            if out.returncode != 0:
+                raise SystemExit(f"{name} sampling failed: {out.stderr.strip()[-400:]}")
+            got[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {k: {f: statistics.median(x[f] for x in v) if v[0][f] is not None else None
+                for f in v[0]} for k, v in got.items()}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=2000, help="training iterations (2000)")
@@ -189,6 +249,24 @@ def main() -> None:
         print(f"| {name} | {samp[1000][name].cell()} | {samp[5000][name].cell()} | {rate:,.0f} "
               f"| {fixed:.2f} | {r1:.2f} / {r5:.2f} |")  # fmt: skip
     print(f"\n{args.repeats} interleaved repeats; {load_note(samp[1000])}; {load_note(samp[5000])}")
+
+    print("\n## Sampling after loading, fresh processes (first tokens' costs included)\n")
+    rows = {n: sample_in_process(repo, outs, n, args.repeats) for n in (1000, 5000)}
+    print("| tool | load s | first token ms | 1,000 tokens: s (tokens/s) | 5,000 tokens: s "
+          "(tokens/s) | lmlab faster at 1,000 / 5,000 (x) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for name in ("nanoGPT", "lmlab"):
+        a, b = rows[1000][name]["sample"], rows[5000][name]["sample"]
+        r1 = rows[1000]["nanoGPT"]["sample"] / a
+        r5 = rows[5000]["nanoGPT"]["sample"] / b
+        first = rows[1000][name]["first"]
+        first = "-" if first is None else f"{1000 * first:.1f}"
+        print(f"| {name} | {rows[1000][name]['load']:.2f} | {first} "
+              f"| {a:.3f} ({1000 / a:,.0f}) | {b:.3f} ({5000 / b:,.0f}) | {r1:.2f} / {r5:.2f} |")  # fmt: skip
+    print(
+        f"\nmedians of {args.repeats} fresh processes per tool and length, in alternation; "
+        "both timed cold from the end of loading to the last token (nanoGPT does not stream)"
+    )
     tmp.cleanup()
 
 

@@ -72,12 +72,14 @@ def test_hierarchical_softmax_step_matches_autograd():
 
 
 @pytest.mark.parametrize(
-    "sg,hs,negative", [(True, False, 5), (False, False, 5), (True, True, 0), (False, True, 0)]
-)
-def test_training_lowers_loss_and_relates_words(sg, hs, negative):
+    "sg,hs,negative,shared",
+    [(True, False, 5, True), (True, False, 5, False), (False, False, 5, True),
+     (True, True, 0, True), (False, True, 0, True)],
+)  # fmt: skip
+def test_training_lowers_loss_and_relates_words(sg, hs, negative, shared):
     corpus = wells_corpus()
     cfg = Word2VecConfig(sg=sg, hs=hs, negative=negative, vector_size=50, epochs=5,
-                         workers=1, progress=False, seed=3)  # fmt: skip
+                         workers=1, progress=False, seed=3, shared_negatives=shared)  # fmt: skip
     result = train_word2vec(corpus, cfg)
     losses = result.epoch_losses
     assert losses[-1] < 0.995 * losses[0], losses
@@ -92,6 +94,22 @@ def test_one_worker_is_deterministic_and_seed_matters():
     c = train_word2vec(corpus, Word2VecConfig(seed=8, **cfg)).vectors.vectors
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_shared_negatives_change_skipgram_only():
+    """One draw of negatives per window is a different (faster) run of skip-gram with
+    negatives, of the same quality; CBOW and hierarchical softmax ignore the setting."""
+    corpus = timemachine_corpus()
+    cfg = dict(vector_size=20, epochs=1, min_count=5, workers=1, progress=False, seed=7)
+
+    def vectors(**kw):
+        return train_word2vec(corpus, Word2VecConfig(**cfg, **kw)).vectors.vectors
+
+    assert not np.array_equal(vectors(sg=True), vectors(sg=True, shared_negatives=False))
+    for kw in (dict(sg=False), dict(sg=True, hs=True, negative=0)):
+        np.testing.assert_array_equal(
+            vectors(**kw, shared_negatives=True), vectors(**kw, shared_negatives=False)
+        )
 
 
 def test_two_workers_train_too():

@@ -44,6 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     w = t.add_argument_group("word2vec")
     w.add_argument("--negative", type=int, default=5, help="negative samples (0: off)")
+    w.add_argument(
+        "--per-pair-negatives",
+        action="store_true",
+        help="skip-gram: a fresh draw of negatives for every (centre, context) pair, as "
+        "word2vec's C code and gensim do; about 2x slower (default: one draw per centre word "
+        "serves its whole window, Ji et al. 2016)",
+    )
     w.add_argument("--hs", action="store_true", help="hierarchical softmax")
     w.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
     w.add_argument("--alpha", type=float, default=0.025, help="initial learning rate")
@@ -121,6 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             cfg = Word2VecConfig(
                 sg=args.algo == "skipgram", hs=args.hs, negative=args.negative,
+                shared_negatives=not args.per_pair_negatives,
                 window=args.window or 5, epochs=args.epochs or 5, sample=args.sample,
                 alpha=args.alpha, min_alpha=args.min_alpha, **common,
             )  # fmt: skip

@@ -221,6 +221,8 @@ def run_distill(
             if not corpus:
                 raise LmlabError("no training text: pass --corpus FILE|FOLDER|GLOB|builtin:NAME")
             tcfg = from_dict(TrainConfig, train_options or {}, where="[train]")
+            if not overwrite and out.is_dir() and any(out.iterdir()):  # before reading models
+                prepare_run_dir(out, overwrite=False, resume=False)
             base = read_base(settings.teacher)
             _check_teacher_context(base, tcfg.context)
             mcfg, start = _student_start(settings, student or Student(), base, tcfg.context)

@@ -106,27 +106,43 @@ def _outputs(l1, word, syn1, syn1neg, table, codes, points, codelens, hs, negati
             labels[j] = 1.0 - np.float32(codes[word, j])
         loss += _update_rows(l1, syn1, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_tab)
     if negative > 0:
-        rows[0] = word
-        labels[0] = 1.0
-        n = 1
-        n_table = np.uint64(table.shape[0])
-        for _ in range(negative):
-            rng = _next(rng)
-            target = table[(((rng >> _S16) & _M32) * n_table) >> _S32]
-            if target != word:
-                rows[n] = target
-                labels[n] = 0.0
-                n += 1
+        rng, n = _draw_negatives(word, table, negative, rng, rows, labels)
         loss += _update_rows(l1, syn1neg, rows, labels, n, alpha, neu1e, fs, sig_tab, logsig_tab)
     return rng, loss
+
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def _draw_negatives(word, table, negative, rng, rows, labels):
+    """``rows[:n]``: the true ``word`` (label 1), then ``negative`` draws from the unigram
+    table (label 0; a draw equal to ``word`` is dropped, as word2vec does)."""
+    rows[0] = word
+    labels[0] = 1.0
+    n = 1
+    n_table = np.uint64(table.shape[0])
+    for _ in range(negative):
+        rng = _next(rng)
+        target = table[(((rng >> _S16) & _M32) * n_table) >> _S32]
+        if target != word:
+            rows[n] = target
+            labels[n] = 0.0
+            n += 1
+    return rng, n
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def train_chunk(
     raw, remap, keep, syn0, syn1, syn1neg, table, codes, points, codelens,
     sg, hs, negative, window, alpha_start, alpha_end, seed, max_sentence, sig_tab, logsig_tab,
+    shared_negatives=False,
 ):  # fmt: skip
-    """Train on ``raw`` (provisional ids, -1 = sentence break); return (loss sum, predictions, words kept)."""
+    """Train on ``raw`` (provisional ids, -1 = sentence break); return (loss sum, predictions, words kept).
+
+    ``shared_negatives`` (skip-gram with negative sampling only): one draw of negatives per
+    centre word serves every context word of its window (Ji et al. 2016, "Parallelizing
+    Word2Vec in Shared and Distributed Memory"; also Amazon's BlazingText), so the random
+    output rows are fetched from memory once per window instead of once per pair.
+    Updates stay sequential, pair after pair, as in word2vec.
+    """
     d = syn0.shape[1]
     n = raw.shape[0]
     sent = np.empty(max_sentence, np.int32)
@@ -166,7 +182,21 @@ def train_chunk(
             start = max(0, pos - window + b)
             end = min(length, pos + window + 1 - b)
             word = sent[pos]
-            if sg:
+            if sg and shared_negatives and negative > 0 and not hs:
+                rng, nrows = _draw_negatives(word, table, negative, rng, rows, labels)
+                for pos2 in range(start, end):
+                    if pos2 == pos:
+                        continue
+                    ctx = sent[pos2]
+                    l1 = syn0[ctx]
+                    neu1e[:] = 0.0
+                    loss += _update_rows(
+                        l1, syn1neg, rows, labels, nrows, alpha, neu1e, fs, sig_tab, logsig_tab
+                    )
+                    n_pred += 1
+                    for k in range(d):
+                        syn0[ctx, k] += neu1e[k]
+            elif sg:
                 for pos2 in range(start, end):
                     if pos2 == pos:
                         continue
