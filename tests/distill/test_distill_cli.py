@@ -101,3 +101,21 @@ def test_init_from_a_student_with_the_same_tokenizer(work, capsys):
     assert "starts from" in capsys.readouterr().out
     # with a negligible learning rate the student is still the one it started from
     assert records(again, "val_loss")[-1] == pytest.approx(records(first, "val_loss")[-1], rel=1e-3)
+
+
+def test_a_hugging_face_teacher(tmp_path, capsys):
+    """A pretrained teacher (a tiny Llama made by transformers): the student takes its
+    tokenizer and its embeddings projected to the student's width."""
+    from tiny_hf import TEXT, save_tiny
+
+    save_tiny("llama", tmp_path / "hf")
+    (tmp_path / "text.txt").write_text(TEXT * 4, encoding="utf-8")
+    rc = main(["distill", "--teacher", str(tmp_path / "hf"), "--corpus", str(tmp_path / "text.txt"),
+               "--out", str(tmp_path / "s"), "--student-depth", "1", "--student-width", "16",
+               "--init-embeddings", "project", "--top-k", "8", "--steps", "20", *FAST])  # fmt: skip
+    assert rc == 0
+    assert "embeddings projected from the teacher's (320, 64) table" in capsys.readouterr().out
+    student, teacher = load_run(tmp_path / "s"), load_run(tmp_path / "hf")
+    assert student.tokenizer.to_dict() == teacher.tokenizer.to_dict()
+    assert student.model.config.vocab_size == teacher.model.config.vocab_size == 320
+    assert records(tmp_path / "s", "kl")[-1] < records(tmp_path / "s", "kl")[0]

@@ -52,3 +52,19 @@ def test_bad_paths_and_modes(tmp_path):
         list_files([tmp_path])
     with pytest.raises(LmlabError, match="unknown corpus mode"):
         list(iter_sentences([tmp_path], "bytes"))
+
+
+def test_plain_lines_split_as_the_word_tokenizer_does():
+    """The one-regex path for lines without CJK keeps exactly split_words's tokens less
+    punctuation, on real English prose with digits, underscores, <unk> and curly quotes."""
+    from lmlab.embeddings.corpus import _PUNCT_RE, _line_words
+    from lmlab.tokenize.word import split_words
+    from shared_data import shared_file
+
+    path = shared_file("gutenberg", "austen_emma.txt")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[:3000]
+    lines += ["it's 1,000_000 <unk> “quoted” -- end.\n", "naïve café, Ωmega!\n"]
+    for line in lines:
+        low = line.lower()
+        slow = [w for w in split_words(low, newlines=False) if not _PUNCT_RE.match(w)]
+        assert _line_words(line, "words", True) == slow

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ _PG_START = re.compile(r"\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG[^\n]*\
 _PG_END = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG")
 _TEXT8_RE = re.compile(r"[a-z]+")
 _PUNCT_RE = re.compile(r"^[^\w]+$")
+# Words of a line without CJK characters: split_words's tokens less punctuation and newlines
+# (each of those is one non-word character), in one pass of the regex engine.
+_PLAIN_WORDS_RE = re.compile(r"<unk>|\w+")
 _FLUSH_IDS = 1 << 22  # ids buffered before a write to disk
 
 
@@ -134,8 +138,10 @@ def _line_words(line: str, mode: str, lowercase: bool) -> list[str]:
         line = line.lower()
     if mode == "chars":
         return [c for c in line if not c.isspace()]
-    from lmlab.tokenize.word import split_words
+    from lmlab.tokenize.word import _CJK_RE, split_words
 
+    if not _CJK_RE.search(line):
+        return _PLAIN_WORDS_RE.findall(line)
     return [w for w in split_words(line, newlines=False) if not _PUNCT_RE.match(w)]
 
 
@@ -173,7 +179,9 @@ def encode_corpus(
         tmp = tempfile.TemporaryDirectory(prefix="lmlab-embed-")
         workdir = tmp.name
     path = Path(workdir) / "corpus.ids.int32"
-    index: dict[str, int] = {}
+    index: defaultdict[str, int] = defaultdict()
+    index.default_factory = index.__len__  # a new word takes the next id
+    lookup = index.__getitem__
     n_tokens = 0
     pending: list[np.ndarray] = []
     n_pending = 0
@@ -182,8 +190,7 @@ def encode_corpus(
         for words in sentences:
             if not words:
                 continue
-            setdefault = index.setdefault
-            ids = np.fromiter((setdefault(w, len(index)) for w in words), np.int32, len(words))
+            ids = np.fromiter(map(lookup, words), np.int32, len(words))
             pending += [ids, brk]
             n_pending += len(ids) + 1
             n_tokens += len(words)
