@@ -15,7 +15,8 @@ bootstrap interval.
 
 The pretrained rungs use SmolLM2-135M-Instruct (``builtin:smollm2``): ``lm`` fine-tunes it
 with LoRA adapters and a head started from the label words (see :data:`LM_RECIPES`: a seeded
-sample of the training texts, a time limit; ``lm:N`` trains on N texts instead), ``prompt0`` ... ``prompt8`` prompt it with k
+sample of the training texts, a time limit; ``lm:N`` trains on N texts instead, ``lm:N:wK`` on
+N of those with K+ words), ``prompt0`` ... ``prompt8`` prompt it with k
 demonstrations and read the label words' likelihood (nothing trained; "train s" is then the
 time to score the test split).
 
@@ -243,11 +244,13 @@ def _shots(model: str) -> dict[str, int]:
 
 def pretrained_model(name: str, model: str, threads: int) -> dict:
     """``lm`` (LoRA fine-tuning) or ``promptK`` (K demonstrations) on SmolLM2."""
-    if model.startswith("lm"):  # lm, or lm:N to train on N texts rather than the recipe's
+    if model.startswith("lm"):  # lm, lm:N (N training texts), lm:N:wK (and only texts of K+ words)
         recipe = dict(LM_RECIPES[name])
         if ":" in model:
-            n = int(model.split(":")[1])
-            recipe.update(max_train=n, eval_every=max(recipe["eval_every"], n // 32 // 6))
+            n, *extra = model.split(":")[1:]
+            recipe.update(max_train=int(n), eval_every=max(recipe["eval_every"], int(n) // 32 // 6))
+            for x in extra:
+                recipe["min_words"] = int(x.removeprefix("w"))
         cfg = {"task": {"data": {"builtin": name}, "base": BASE},
                "model": {"family": "lm", "lora": dict(LORA)},
                "train": {**recipe, "threads": threads}}  # fmt: skip
@@ -263,7 +266,8 @@ def pretrained_model(name: str, model: str, threads: int) -> dict:
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
     if model.startswith("lm"):
         n = res["sizes"]["train"]
-        note = (f"LoRA r{LORA['rank']}, {n:,} training texts, {res['steps']:,} steps, best at "
+        words = f" of {recipe['min_words']}+ words" if recipe.get("min_words") else ""
+        note = (f"LoRA r{LORA['rank']}, {n:,} training texts{words}, {res['steps']:,} steps, best at "
                 f"{res['best_step']:,}, {res['stopped']}")  # fmt: skip
         return {"report": reports["test"], "seconds": res["train_seconds"], "params": res["parameters"],
                 "note": note, "run": out, "trainable": res["trainable_parameters"]}  # fmt: skip

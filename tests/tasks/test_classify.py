@@ -151,3 +151,28 @@ def test_character_vectors_for_the_char_tokenizer() -> None:
         init_from_vectors(
             model.embedding, train_tokenizer("bpe", ["a b"] * 5, vocab_size=300), vectors, False
         )
+
+
+def test_min_words_keeps_only_long_texts(tmp_path: Path) -> None:
+    """train.min_words drops short texts from training and validation (counted), never from
+    the test split; a threshold that empties a label is an error."""
+    lines = ["text\tlabel"] + [
+        f"{'good fine' if i % 2 else 'bad poor'}{' very' * (i % 7)} {i}\t{i % 2}"
+        for i in range(200)
+    ]
+    data = tmp_path / "d.tsv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = {"task": {"data": {"train": str(data)}}, "model": {"family": "bow", **SMALL["bow"]},
+           "train": {"epochs": 1, "batch_size": 8, "threads": 1, "n_boot": 20, "patience": 0,
+                     "min_words": 6}}  # fmt: skip
+    logged: list[str] = []
+    train_run(cfg, tmp_path / "run", progress=False, log=logged.append)
+    results = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
+    kept = [m for m in logged if "have 6+ words" in m]
+    assert len(kept) == 2 and kept[0].startswith("train: ")
+    n_train = int(kept[0].split()[1].replace(",", ""))
+    assert 0 < n_train < int(kept[0].split()[3].replace(",", ""))
+    assert results["test"]["n"] > 0
+    cfg["train"]["min_words"] = 50
+    with pytest.raises(LmlabError, match="min_words=50 leaves a label"):
+        train_run(cfg, tmp_path / "run2", progress=False, log=lambda s: None)

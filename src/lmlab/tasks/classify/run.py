@@ -195,6 +195,14 @@ def train_run(
         tok_entry: dict[str, Any] = {"kind": tokenizer.kind}
     parts = {"train": data.train, "validation": data.validation, "test": data.test}
     sampled = {}
+    for split in ("train", "validation") if tcfg.min_words else ():
+        ex = parts[split]
+        keep = [i for i, t in enumerate(ex.texts) if len(t.split()) >= tcfg.min_words]
+        if len(set(ex.subset(keep).labels)) < len(set(ex.labels)):
+            raise LmlabError(f"train.min_words={tcfg.min_words} leaves a label of the {split} "
+                             "split without texts; lower it")  # fmt: skip
+        parts[split] = sampled[split] = ex.subset(keep)
+        log(f"{split}: {len(keep):,} of {len(ex):,} texts have {tcfg.min_words}+ words")
     for split, limit in (("train", tcfg.max_train), ("validation", tcfg.max_validation)):
         ex = parts[split]
         if limit is not None and limit < len(ex) and ex is not None:

@@ -57,6 +57,9 @@ class ClassifyTrainConfig:
     n_boot: int = 1000  # bootstrap resamples for the reported intervals
     max_train: int | None = None  # train on a seeded, stratified sample of this many texts
     max_validation: int | None = None  # select on a seeded, stratified sample of the validation
+    # train and select only on texts of at least this many whitespace-separated words (SST-2's
+    # training phrases include every whole sentence, and whole sentences are what it scores)
+    min_words: int = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_len"):
@@ -68,6 +71,8 @@ class ClassifyTrainConfig:
             raise LmlabError(f"train.select must be accuracy or macro_f1, got {self.select!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise LmlabError("train.max_steps must be at least 1")
+        if self.min_words < 0:
+            raise LmlabError(f"train.min_words must be 0 or more, got {self.min_words}")
         for name in ("max_train", "max_validation"):
             if getattr(self, name) is not None and getattr(self, name) < 2:
                 raise LmlabError(f"train.{name} must be at least 2, got {getattr(self, name)}")

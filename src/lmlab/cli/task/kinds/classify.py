@@ -16,7 +16,7 @@ TRAIN_FLAGS = {  # option -> [train] key
     "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "max_len": "max_len",
     "eval_every": "eval_every", "patience": "patience", "max_steps": "max_steps",
     "time_limit": "time_limit", "seed": "seed", "threads": "threads", "select": "select",
-    "max_train": "max_train", "max_validation": "max_validation",
+    "max_train": "max_train", "max_validation": "max_validation", "min_words": "min_words",
 }  # fmt: skip
 MODEL_FLAGS = {  # option -> [model] key (lm, prompt)
     "pooling": "pooling", "head_init": "head_init", "shots": "shots", "shot_seed": "shot_seed",
@@ -91,6 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, help="initialisation and shuffling seed (1)")
     t.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     t.add_argument("--max-train", type=int, help="train on a seeded, stratified sample of N texts")
+    t.add_argument("--min-words", type=int, help="train and select only on texts of N+ words "
+                   "(e.g. SST-2's whole sentences rather than its short phrases)")  # fmt: skip
     t.add_argument("--max-validation", type=int,
                    help="select on a seeded, stratified sample of N validation texts")  # fmt: skip
     p.add_argument("--config", help="TOML file with [task] [tokenizer] [model] [train] sections")
