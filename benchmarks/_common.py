@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -99,3 +100,46 @@ def write_results(path: Path, section: str, body: str) -> None:
         flags=re.S,
     )
     path.write_text(new, encoding="utf-8")
+
+
+class _Tee:
+    """A text stream that writes through to ``out`` and keeps a copy."""
+
+    def __init__(self, out) -> None:
+        self.out, self.parts = out, []
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        return self.out.write(s)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def results_section(section: str, write: bool, title: str):
+    """Print as usual; with ``write``, also put everything printed inside the block into
+    RESULTS.md's ``section`` under ``title``, with the date, the command, the machine and the
+    load average before and after, so that ``make bench`` regenerates the file."""
+    import datetime
+
+    before = os.getloadavg()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        yield
+    finally:
+        sys.stdout = tee.out
+    if not write:
+        return
+    after = os.getloadavg()
+    argv = " ".join(a for a in sys.argv[1:] if a != "--write")
+    cmd = f"python benchmarks/{Path(sys.argv[0]).name}" + (f" {argv}" if argv else "")
+    head = (
+        f"## {title} — `{cmd}`\n\n"
+        f"Measured {started} on {machine()}; load average {before[0]:.2f} before and "
+        f"{after[0]:.2f} after (1-minute; on 2 cores the measured processes count too). "
+        f"Regenerate with `{cmd} --write` (or `make bench`).\n\n"
+    )
+    write_results(ROOT / "benchmarks" / "RESULTS.md", section, head + "".join(tee.parts).strip())

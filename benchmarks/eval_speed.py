@@ -17,7 +17,7 @@ Run: python benchmarks/eval_speed.py [--tokenizer bpe | --run DIR] [--file FILE]
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import time
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from _common import machine, shared, table
+from _common import results_section, shared, table
 from lmlab.evaluate.perplexity import plan_windows, stream_loss
 from lmlab.models import LanguageModel
 
@@ -78,7 +78,7 @@ def build(args: argparse.Namespace, text: str):
     from lmlab.tokenize import train_tokenizer
 
     torch.manual_seed(0)
-    if args.tokenizer == "bpe":
+    if args.tokenizer == "bpe":  # (args.tokenizer: the model being built)
         tok = train_tokenizer("bpe", [text], vocab_size=4096)
         return Transformer(for_depth(2, tok.vocab_size, 256)).eval(), tok
     tok = train_tokenizer("char", [text])
@@ -88,47 +88,26 @@ def build(args: argparse.Namespace, text: str):
     return Transformer(cfg).eval(), tok
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--run", help="score this run's model (default: a fresh Transformer)")
-    ap.add_argument(
-        "--tokenizer",
-        choices=("char", "bpe"),
-        default="char",
-        help="the fresh model's: char (4 x 128, 0.86M parameters; default) or bpe (4,096 "
-        "tokens, depth 2, 0.95M)",
-    )
-    ap.add_argument("--file", help="text to score (default: Tiny Shakespeare)")
-    ap.add_argument("--tokens", type=int, help="score only the first N tokens (a quick run)")
-    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
-    ap.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    path = args.file or shared("shakespeare", "input.txt")
-    text = Path(path).read_text(encoding="utf-8")
+def measure(args: argparse.Namespace, kind: str, text: str, path) -> dict:
+    """One model's rounds: the three paths' seconds and scored tokens/s, the training
+    forward's tokens/s, the largest score differences."""
+    args.tokenizer = kind
     model, tok = build(args, text)
     ctx = model.context_length
     if ctx is None:
         raise SystemExit("this benchmark times the Transformer's sliding windows; pass one")
     ids = np.concatenate([[tok.eos_id], tok.encode_array(text)])[: args.tokens]
-    print(f"# eval speed: {path}, {len(ids) - 1:,} tokens, {model.num_params():,} parameters")
-    print(f"# context {ctx}, stride {ctx // 2}, {args.rounds} interleaved rounds; {machine()}\n")
-    # The stream is cut into rounds; each round is scored by both paths, in alternating
-    # order, so the host's slow phases hit both alike (the ratio is the per-round median).
+    # The stream is cut into rounds; each round is scored by every path, in alternating
+    # order, so the host's slow phases hit them alike (the ratio is the per-round median).
     bounds = np.linspace(0, len(ids), args.rounds + 1).astype(int)
-    t_old = t_new = t_bf16 = train_s = 0.0
-    ratios_bf16: list[float] = []
-    diffs_bf16: list[float] = []
-    train_tokens = 0
-    ratios, diffs, scored, window_tokens, loss_sum = [], [], 0, 0, 0.0
+    secs = {"old": 0.0, "new": 0.0, "bf16": 0.0}
+    train_s, train_tokens, scored, window_tokens, loss_sum = 0.0, 0, 0, 0, 0.0
+    ratios, diffs, diffs_bf16 = [], [], []
     for r in range(args.rounds):
         part = ids[bounds[r] : bounds[r + 1] + 1]
         t = {}
-        sec, tok = training_forward_seconds(model, ids, r)  # in the same period, for reference
-        train_s, train_tokens = train_s + sec, train_tokens + tok
+        sec, n_tok = training_forward_seconds(model, ids, r)  # in the same period, for reference
+        train_s, train_tokens = train_s + sec, train_tokens + n_tok
         order = ("old", "new", "bf16")
         for name in order if r % 2 == 0 else order[::-1]:
             t0 = time.perf_counter()
@@ -139,36 +118,83 @@ def main() -> None:
             else:  # lmlab eval --precision bf16
                 fast, _ = stream_loss(model, part, window=ctx, autocast=torch.bfloat16)
             t[name] = time.perf_counter() - t0
-        t_old, t_new, t_bf16 = t_old + t["old"], t_new + t["new"], t_bf16 + t["bf16"]
-        ratios_bf16.append(t["old"] / t["bf16"])
-        diffs_bf16.append(abs(old - fast) / old)
+        for k in secs:
+            secs[k] += t[k]
         ratios.append(t["old"] / t["new"])
         diffs.append(abs(old - new))
+        diffs_bf16.append(abs(old - fast) / old)
         scored += n
         loss_sum += new * n
         window_tokens += len(plan_windows(len(part), ctx, ctx // 2)) * min(ctx, n)
-    train_rate = train_tokens / train_s
-    rows = [
-        ["one window per call (before)", f"{t_old:.1f}", f"{scored / t_old:,.0f}"],
-        ["batched windows (now)", f"{t_new:.1f}", f"{scored / t_new:,.0f}"],
-        ["batched, bf16 (--precision bf16)", f"{t_bf16:.1f}", f"{scored / t_bf16:,.0f}"],
-    ]
-    print(table(["path", "seconds", "scored tokens/s"], rows))
-    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-    print(
-        f"\nspeed-up {t_old / t_new:.1f}x in total; per round {med:.1f}x (quartiles "
-        f"{q1:.1f}-{q3:.1f}); largest |loss difference| {max(diffs):.1e} nats"
+    return {"kind": kind, "params": model.num_params(), "ctx": ctx, "tokens": len(ids) - 1,
+            "secs": secs, "scored": scored, "window_tokens": window_tokens,
+            "train_rate": train_tokens / train_s, "ratio_median": float(np.median(ratios)),
+            "diff": max(diffs), "diff_bf16": max(diffs_bf16), "loss": loss_sum / scored}  # fmt: skip
+
+
+LABELS = {"char": "char Transformer", "bpe": "BPE Transformer (4,096 tokens)"}
+
+
+def report(results: list[dict], path) -> None:
+    first = results[0]
+    print(f"Text: {path}; context {first['ctx']}, stride {first['ctx'] // 2}; the paths take "
+          "turns in interleaved rounds and give the same scores.\n")  # fmt: skip
+    headers = ["path"]
+    for r in results:
+        name = f"{r['params'] / 1e6:.2f}M {LABELS[r['kind']]}, {r['tokens']:,} tokens"
+        headers += [f"{name}: seconds", "scored tokens/s"]
+    paths = [("one window per forward call (before)", "old"), ("batched windows (now, default)",
+             "new"), ("batched, `--precision bf16`", "bf16")]  # fmt: skip
+    rows = [[label] + [c for r in results for c in (f"{r['secs'][k]:.1f}",
+             f"{r['scored'] / r['secs'][k]:,.0f}")] for label, k in paths]  # fmt: skip
+    rows.append(["the training loop's forward pass (reference)"]
+                + [c for r in results for c in ("", f"{r['train_rate']:,.0f}")])  # fmt: skip
+    print(table(headers, rows))
+    print()
+    for r in results:
+        s = r["secs"]
+        print(f"- {LABELS[r['kind']]}: batched {s['old'] / s['new']:.1f}x the old loop (per-round "
+              f"median {r['ratio_median']:.1f}x), bf16 {s['old'] / s['bf16']:.1f}x; the batched "
+              f"path reads window tokens at {r['window_tokens'] / s['new'] / r['train_rate']:.2f}x "
+              f"the training forward's rate and scores {r['scored'] / s['new'] / r['train_rate']:.2f}x "
+              f"of it (the default stride reads every token twice); largest differences "
+              f"{r['diff']:.1e} nats (fp32), {r['diff_bf16']:.1e} relative (bf16).")  # fmt: skip
+    r = results[0]
+    ratio = r["secs"]["old"] / r["secs"]["new"]
+    verdict = "met" if ratio >= 10 else "not met"
+    print(f"- Issue 16's target, batched >= 10x the old loop: {verdict} in this run ({ratio:.1f}x, "
+          f"load average {os.getloadavg()[0]:.2f}). The old loop's time depends on the machine's "
+          "load far more than the batched path's: with another job on the 2 cores, one window "
+          "per call spends most of its time in the thread pool's barriers (the issue's \"6 "
+          "minutes\"), while on a quiet machine it is within 1.5x of the batched path, which is "
+          "then bound by the CPU's arithmetic, as the training forward is.")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    print(
-        f"bf16: {t_old / t_bf16:.1f}x the old loop in total, per round "
-        f"{np.median(ratios_bf16):.1f}x; largest relative loss difference {max(diffs_bf16):.1e}"
+    ap.add_argument("--run", help="score this run's model (default: fresh Transformers)")
+    ap.add_argument(
+        "--tokenizer",
+        default="char,bpe",
+        help="the fresh models, comma-separated: char (4 x 128, 0.86M parameters) and bpe "
+        "(4,096 tokens, depth 2, 0.95M); default both",
     )
-    print(
-        f"training loop forward: {train_rate:,.0f} tokens/s; batched eval reads "
-        f"{window_tokens / t_new:,.0f} window tokens/s and scores {scored / t_new:,.0f} "
-        f"tokens/s ({train_rate * t_new / scored:.2f}x below the training forward)"
-    )
-    print(f"loss {loss_sum / scored:.4f} nats/token, perplexity {math.exp(loss_sum / scored):.2f}")
+    ap.add_argument("--file", help="text to score (default: Tiny Shakespeare)")
+    ap.add_argument("--tokens", type=int, help="score only the first N tokens (a quick run)")
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved rounds (default 10)")
+    ap.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    ap.add_argument("--write", action="store_true", help="put the table into RESULTS.md")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    path = args.file or shared("shakespeare", "input.txt")
+    text = Path(path).read_text(encoding="utf-8")
+    kinds = ["run"] if args.run else args.tokenizer.split(",")
+    LABELS["run"] = f"run {args.run}"
+    with results_section("eval-speed", args.write, "Evaluation speed, `lmlab eval`"):
+        report([measure(args, k, text, path) for k in kinds], path)
 
 
 if __name__ == "__main__":

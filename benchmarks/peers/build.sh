@@ -40,6 +40,7 @@ fi
 if [ -n "$nanogpt" ] && [ "$nanogpt" != - ]; then
     echo "== nanoGPT from $nanogpt ($(git -C "$nanogpt" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     rm -rf "$out/nanoGPT" && cp -r "$nanogpt" "$out/nanoGPT"
+    git -C "$nanogpt" rev-parse --short HEAD > "$out/nanoGPT/COMMIT" 2>/dev/null || true
     # its scripts import tiktoken and requests beside PyTorch; PYTHON is lmlab's interpreter
     "${PYTHON:-python3}" -m pip install -q tiktoken requests
     ls "$out/nanoGPT/train.py"
