@@ -42,11 +42,14 @@ def topk_targets(
     """The teacher's soft targets from its ``logits (..., V)``: log-probabilities at
     ``temperature`` of its ``k`` most likely tokens and of the remainder bucket
     ``(..., k + 1)`` (the last column), and those tokens' ids ``(..., k)``."""
-    z = logits.float() / temperature
+    z = logits.detach().to(torch.float32, copy=True)
+    if temperature != 1.0:
+        z.div_(temperature)
     lse = torch.logsumexp(z, dim=-1, keepdim=True)
     top, idx = z.topk(k, dim=-1)
-    rest = torch.logsumexp(z.scatter(-1, idx, float("-inf")), dim=-1, keepdim=True)
-    logp = torch.cat([top - lse, (rest - lse).clamp(min=REST_FLOOR)], dim=-1)
+    q = z.sub_(lse).exp_()  # in place, as the rows are wide (49,152 for SmolLM2)
+    rest = q.scatter_(-1, idx, 0.0).sum(-1, keepdim=True)  # the remainder, summed exactly
+    logp = torch.cat([top - lse, rest.clamp(min=1e-30).log().clamp(min=REST_FLOOR)], dim=-1)
     return logp, idx
 
 
@@ -156,7 +159,7 @@ def distill_loss(
             flat, targets.reshape(-1), teacher_idx.reshape(-1, k),
             teacher_logp.reshape(-1, k + 1), float(alpha), float(temperature),
         )  # fmt: skip
-    return LossParts(loss, float(kl), float(ce))
+    return LossParts(loss, float(kl.detach()), float(ce.detach()))
 
 
 def reference_distill_loss(
