@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, machine, shared, table  # noqa: E402
+from _common import ROOT, results_section, shared, table  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "distill"
 LMLAB = str(Path(sys.executable).with_name("lmlab"))
@@ -48,7 +47,6 @@ TRAIN_BOOKS = (
 )
 HELDOUT_BOOK = "austen_northanger_abbey.txt"
 FIGURE = ROOT / "docs" / "img" / "distill_curves.png"
-START, END = "<!-- distill:start -->", "<!-- distill:end -->"
 
 
 def book_text(name: str) -> str:
@@ -151,18 +149,6 @@ def plot(curves: dict[str, list[tuple[int, float]]], teacher_loss: float, out: P
     plt.close(fig)
 
 
-def write_results(text: str) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    old = path.read_text(encoding="utf-8")
-    block = f"{START}\n{text.strip()}\n{END}"
-    if START in old and END in old:
-        new = old[: old.index(START)] + block + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n## Distillation — `python benchmarks/distill.py`\n\n"
-        new += block + "\n"
-    path.write_text(new, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="builtin:smollm2")
@@ -213,7 +199,8 @@ def main() -> None:
     held = cut(book_text(HELDOUT_BOOK), args.heldout_chars)
     assert data.meta.val_chars == len(held), (data.meta.val_chars, len(held))
 
-    print(f"scoring {len(val):,} held-out tokens with the teacher and the students", flush=True)
+    print(f"scoring {len(val):,} held-out tokens with the teacher and the students",
+          file=sys.stderr, flush=True)  # fmt: skip
     teacher = load_run(args.teacher)
     t0 = time.perf_counter()
     t_loss, n = score(teacher.model, val, args.context)
@@ -253,10 +240,8 @@ def main() -> None:
                "student training s"]  # fmt: skip
     tab = table(headers, rows)
     teacher_pass = next((r["teacher_s"] for r in results.values() if r["teacher_s"]), None)
-    load = os.getloadavg()[0]
     lines = [
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()}, load average "
-        f"{load:.1f}. Teacher `{args.teacher}`; students {args.depth} layers x {args.width} "
+        f"Teacher `{args.teacher}`; students {args.depth} layers x {args.width} "
         f"(GPT-2 blocks, tied embeddings), {args.steps} steps x {args.batch_size} windows x "
         f"{args.context} tokens, lr {args.lr:g}, seed {args.seed}, bf16 autocast.",
         f"Training text: {data.meta.train_tokens:,} tokens ({', '.join(TRAIN_BOOKS)}, "
@@ -282,22 +267,23 @@ def main() -> None:
         f"{args.variants}` (the figure: docs/img/distill_curves.png)"
     )
     text = "\n".join(lines)
-    print("\n" + text)
     curves = {("distilled" if r["alpha"] else "from scratch") + f", {r['init']} embeddings":
               r["curve"] for r in results.values()}  # fmt: skip
     png = work / "distill_curves.png"
     plot(curves, t_loss, png)
-    print(f"\nfigure: {png}")
+    print(f"figure: {png}", file=sys.stderr)
     (work / "results.json").write_text(
         json.dumps(
             {"teacher_loss": t_loss, "tokens": n, "students": results, "wall_s": wall}, indent=1
         )
     )
+    with results_section("distill", args.write, "Distillation"):
+        print(text + "\n\n![validation loss curves](../docs/img/distill_curves.png)")
     if args.write:
-        write_results(text + "\n\n![validation loss](../docs/img/distill_curves.png)")
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, FIGURE)
-        print(f"written: benchmarks/RESULTS.md (distill section), {FIGURE.relative_to(ROOT)}")
+        print(f"written: benchmarks/RESULTS.md (distill section), {FIGURE.relative_to(ROOT)}",
+              file=sys.stderr)  # fmt: skip
 
 
 if __name__ == "__main__":

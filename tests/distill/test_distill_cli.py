@@ -119,3 +119,29 @@ def test_a_hugging_face_teacher(tmp_path, capsys):
     assert student.tokenizer.to_dict() == teacher.tokenizer.to_dict()
     assert student.model.config.vocab_size == teacher.model.config.vocab_size == 320
     assert records(tmp_path / "s", "kl")[-1] < records(tmp_path / "s", "kl")[0]
+
+
+def test_a_teacher_pass_stopped_half_way_resumes_where_it_stopped(work, capsys, monkeypatch):
+    from lmlab.distill import targets
+
+    monkeypatch.setattr(targets, "SHARD_WINDOWS", 64)
+    save, calls = targets._save_shard, []
+
+    def stop_after_one(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the teacher runs
+        save(*a, **k)
+
+    monkeypatch.setattr(targets, "_save_shard", stop_after_one)
+    args = ["distill", "--teacher", str(work / "teacher"), "--corpus", CORPUS, "--out",
+            str(work / "stopped"), "--student-depth", "1", "--student-width", "32",
+            "--steps", "10", *FAST]  # fmt: skip
+    assert main(args) == 130
+    assert not (work / "stopped" / "model.safetensors").exists()
+    monkeypatch.setattr(targets, "_save_shard", save)
+    capsys.readouterr()
+    assert main(["distill", "--out", str(work / "stopped"), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of " in out and "shards already there" in out
+    assert records(work / "stopped", "step")[-1] == 10

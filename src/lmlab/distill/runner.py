@@ -29,6 +29,7 @@ from lmlab.models import LanguageModel, build_model, config_from_dict, for_depth
 from lmlab.run import CONFIG_FILE, TOKENIZER_FILE
 from lmlab.train import distributed as ddp
 from lmlab.train.card import write_card
+from lmlab.train.checkpoint import STATE_FILE
 from lmlab.train.config import TrainConfig
 from lmlab.train.loop import METRICS_FILE, TrainResult, train
 from lmlab.train.plots import plot_losses
@@ -193,7 +194,7 @@ def run_distill(
 
     out = Path(out)
     say = (lambda s: None) if quiet else (lambda s: print(s, flush=True))
-    created, backup, started = not out.exists(), None, False
+    created, backup, started, checkpointed = not out.exists(), None, False, False
     try:
         if resume:
             prepare_run_dir(out, overwrite, resume=True)
@@ -207,7 +208,12 @@ def run_distill(
             if steps is not None:
                 cfg["train"]["steps"] = steps
             tcfg = from_dict(TrainConfig, cfg["train"], where="[train]")
-            base = read_base(settings.teacher) if settings.alpha > 0 else None
+            # stopped before its first checkpoint (e.g. during the teacher pass): start over
+            checkpointed = (out / STATE_FILE).is_file()
+            need_teacher = settings.alpha > 0 or (
+                not checkpointed and settings.init_embeddings == "project"
+            )
+            base = read_base(settings.teacher) if need_teacher else None
             if base is not None and base.record["fingerprint"] != settings.teacher_fingerprint:
                 raise LmlabError(
                     f"the teacher {settings.teacher} is not the one {out} was distilled from "
@@ -216,6 +222,8 @@ def run_distill(
             mcfg = config_from_dict("transformer", {k: v for k, v in cfg["model"].items()
                                                     if k != "family"})  # fmt: skip
             start = None
+            if settings.init_from and not checkpointed:
+                start = read_base(settings.init_from)
         else:
             assert settings is not None
             if not corpus:
@@ -249,7 +257,8 @@ def run_distill(
         torch.manual_seed(tcfg.seed)
         model = build_model("transformer", mcfg)
         teacher: LanguageModel | None = None
-        if not resume:
+        fresh = not resume or not checkpointed
+        if fresh:
             if start is not None:
                 model.load_tensors(start.tensors)
                 say(f"lmlab: the student starts from {settings.init_from}")
@@ -258,6 +267,7 @@ def run_distill(
 
                 teacher = teacher_model(base)
                 say("lmlab: " + init_from_teacher(model, teacher))
+        if not resume:
             save_toml(out / CONFIG_FILE, cfg)
             data.tokenizer.save(out / TOKENIZER_FILE)
             if backup is not None:
@@ -267,9 +277,9 @@ def run_distill(
         objective, teacher_seconds = _objective(settings, base, teacher, data, tcfg, out,
                                                 progress, say)  # fmt: skip
         teacher = base = start = None  # the teachers' weights are not needed from here on
-        if not resume:
+        if fresh:
             say(_opening(settings, model, data, out))
-        result = train(model, data, tcfg, out, resume=resume, progress=progress,
+        result = train(model, data, tcfg, out, resume=not fresh, progress=progress,
                        announce=not quiet, objective=objective)  # fmt: skip
         if result.already_complete:
             return model, result
