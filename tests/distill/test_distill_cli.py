@@ -77,6 +77,7 @@ def test_second_student_and_resume_reuse_the_cache(work, capsys):
     out = capsys.readouterr().out
     assert "teacher targets reused" in out and "resuming" in out
     assert records(b, "step")[-1] == 20 and len(records(b, "kl")) == 2
+    assert load_toml(b / "config.toml")["train"]["steps"] == 20
 
 
 def test_alpha_zero_trains_from_scratch_without_the_teacher(work, capsys, monkeypatch):

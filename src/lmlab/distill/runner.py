@@ -267,8 +267,8 @@ def run_distill(
 
                 teacher = teacher_model(base)
                 say("lmlab: " + init_from_teacher(model, teacher))
+        save_toml(out / CONFIG_FILE, cfg)  # on resume: the new total of steps
         if not resume:
-            save_toml(out / CONFIG_FILE, cfg)
             data.tokenizer.save(out / TOKENIZER_FILE)
             if backup is not None:
                 shutil.rmtree(backup, ignore_errors=True)
@@ -283,7 +283,8 @@ def run_distill(
                        announce=not quiet, objective=objective)  # fmt: skip
         if result.already_complete:
             return model, result
-        plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: distilled student")
+        what = "distilled student" if settings.alpha > 0 else "student from scratch"
+        plot_losses(out / METRICS_FILE, out / "loss.png", title=f"{out.name}: {what}")
         if not result.interrupted:
             write_card(out, cfg, model.num_params(), dataclasses.asdict(data.meta),
                        result.final, dataclasses.asdict(result))  # fmt: skip
