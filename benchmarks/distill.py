@@ -20,7 +20,8 @@ distilled student's perplexity >= 10% below the from-scratch student's.
 Run (a quiet machine; about 25 minutes at the defaults on 2 cores):
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/distill.py [--write]
 ``--write`` puts the table into benchmarks/RESULTS.md (section ``distill``) and the figure
-into docs/img/distill_curves.png. ``--reuse`` re-scores finished runs without training.
+into docs/img/distill_curves.png. ``--reuse`` keeps finished runs (trains only the others)
+and ``--train-only`` stops before scoring, so the work can be split into shorter jobs.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--reuse", action="store_true", help="score finished runs, train nothing")
+    ap.add_argument("--reuse", action="store_true", help="keep finished runs, train the others")
+    ap.add_argument("--train-only", action="store_true", help="train, then stop (no scoring)")
     ap.add_argument("--write", action="store_true", help="update RESULTS.md and the docs figure")
     args = ap.parse_args()
 
@@ -190,6 +192,8 @@ def main() -> None:
         if args.reuse and (work / "runs" / name / "card.md").is_file():
             continue
         wall[name] = train_student(args, name, alpha, init, files, vf, work)
+    if args.train_only:
+        return
 
     runs = {name: work / "runs" / name for name in variants(args)}
     data = open_dataset(next(iter(runs.values())) / "data")
@@ -261,11 +265,10 @@ def main() -> None:
             f"- target: distilled perplexity >= 10% below from scratch: {gain:.1%} lower, "
             + ("**met**." if gain >= 0.10 else "**not met**.")
         )
-    lines.append(
-        f"- reproduce: `OMP_WAIT_POLICY=PASSIVE python benchmarks/distill.py --steps {args.steps} "
-        f"--alpha {args.alpha:g} --init-embeddings {args.init_embeddings} --variants "
-        f"{args.variants}` (the figure: docs/img/distill_curves.png)"
-    )
+    given = [a for a in sys.argv[1:] if a not in ("--reuse", "--train-only", "--write")]
+    cmd = " ".join(["OMP_WAIT_POLICY=PASSIVE python benchmarks/distill.py", *given])
+    lines.append(f"- reproduce from nothing (trains every student; the teacher's targets are "
+                 f"cached and reused by later runs): `{cmd}`")  # fmt: skip
     text = "\n".join(lines)
     curves = {("distilled" if r["alpha"] else "from scratch") + f", {r['init']} embeddings":
               r["curve"] for r in results.values()}  # fmt: skip
