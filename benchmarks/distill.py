@@ -107,7 +107,7 @@ def train_student(args, name: str, alpha: float, init: str, files: list[Path], v
            "--cache", str(work / "cache"), "--init-embeddings", init]  # fmt: skip
     for f in files:
         cmd += ["--corpus", str(f)]
-    print("$ " + " ".join(cmd), flush=True)
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t0
@@ -178,7 +178,12 @@ def main() -> None:
     ap.add_argument("--train-only", action="store_true", help="train, then stop (no scoring)")
     ap.add_argument("--write", action="store_true", help="update RESULTS.md and the docs figure")
     args = ap.parse_args()
+    # the load average before and after, the command and the machine go into RESULTS.md
+    with results_section("distill", args.write and not args.train_only, "Distillation"):
+        run(args)
 
+
+def run(args: argparse.Namespace) -> None:
     import torch
 
     from lmlab.data.shards import open_dataset
@@ -280,8 +285,7 @@ def main() -> None:
             {"teacher_loss": t_loss, "tokens": n, "students": results, "wall_s": wall}, indent=1
         )
     )
-    with results_section("distill", args.write, "Distillation"):
-        print(text + "\n\n![validation loss curves](../docs/img/distill_curves.png)")
+    print(text + "\n\n![validation loss curves](../docs/img/distill_curves.png)")
     if args.write:
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, FIGURE)
