@@ -81,17 +81,27 @@ def check_finite(tensors: dict[str, torch.Tensor], path: Path | str) -> None:
             )
 
 
-def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
+def load_run(
+    path: str | Path, device: str | torch.device = "cpu", quantized: bool | None = None
+) -> Run:
     """Rebuild the model and tokenizer of a run directory, in eval mode. A GGUF file, a
-    Hugging Face checkpoint folder or ``builtin:NAME`` is read as a pretrained model."""
-    from lmlab.interop.sources import is_pretrained, open_pretrained
+    Hugging Face checkpoint folder or ``builtin:NAME`` is read as a pretrained model;
+    ``quantized`` (``--quantized``; default: inside ``sources.open_quantized()``) opens a
+    GGUF file on its own Q4_0/Q4_1/Q8_0 blocks instead of dequantising it to float32."""
+    from lmlab.interop.sources import is_pretrained, open_pretrained, quantized_default
 
     if is_pretrained(path):
-        return open_pretrained(path, device)
+        on = quantized_default() if quantized is None else quantized
+        return open_pretrained(path, device, quantized=on)
     p = Path(path)
     if not p.is_dir():
         raise LmlabError(f"run directory {p} not found; pass --run runs/NAME")
     cfg = load_toml(p / CONFIG_FILE)
+    if quantized and "quantization" not in cfg:  # asked for this run, not by a server's default
+        raise LmlabError(
+            f"--quantized opens a GGUF file's own quantised blocks; {p} is a float run: "
+            "quantise it with lmlab quantize, or drop --quantized"
+        )
     model_cfg = dict(cfg.get("model", {}))
     family = model_cfg.pop("family", None)
     if family is None:

@@ -122,16 +122,19 @@ def _config(meta: dict[str, Any], arch: str, path: Path) -> TransformerConfig:
     )
 
 
-def _dequantise(t) -> np.ndarray:
+def _dequantise(t, rows: int | None = None) -> np.ndarray:
     import gguf
 
+    data = t.data if rows is None else t.data.reshape(-1, t.data.shape[-1])[:rows]
     try:
-        arr = gguf.quants.dequantize(t.data, t.tensor_type)
+        arr = gguf.quants.dequantize(data, t.tensor_type)
     except NotImplementedError:
         raise LmlabError(
             f"tensor {t.name} has type {t.tensor_type.name}, which lmlab cannot read; "
             "re-quantise the model to Q8_0, Q4_0/Q4_1, a K-quant, F16 or F32"
         ) from None
+    if rows is not None:  # a probe: the type can be read
+        return np.asarray(arr, dtype=np.float32)
     shape = tuple(int(x) for x in reversed(t.shape))  # GGML lists dimensions fastest first
     return np.asarray(arr, dtype=np.float32).reshape(shape)
 
@@ -203,8 +206,10 @@ def _map_gpt2(
     return out
 
 
-def read_gguf(path: str | Path) -> Imported:
-    """The model, tokenizer and chat template of a GGUF file, dequantised to float32."""
+def read_gguf_header(path: str | Path):
+    """Everything :func:`read_gguf` reads except the weights: an :class:`Imported` with no
+    tensors, and the file's reader (its tensor table, data memory-mapped, not yet read).
+    :mod:`lmlab.quantize.gguf_direct` maps the quantised blocks from there."""
     path = Path(path)
     reader = _reader(path)
     meta = _fields(reader)
@@ -215,26 +220,20 @@ def read_gguf(path: str | Path) -> Imported:
         )
     cfg = _config(meta, arch, path)
     raw = {t.name: t for t in reader.tensors}
-    types = Counter(t.tensor_type.name for t in reader.tensors)
-    try:
-        g = {name: _dequantise(t) for name, t in raw.items()}
-        mapped = (_map_gpt2 if arch == "gpt2" else _map_llama)(g, cfg, path)
-    except KeyError as e:
-        raise LmlabError(f"{path} lacks tensor {e.args[0]}; the file is incomplete") from None
-    except ValueError as e:  # a reshape of a truncated tensor
-        raise LmlabError(f"{path} has a malformed tensor ({e}); the file is corrupt") from None
-    cfg.vocab_size = int(mapped["tok_emb.weight"].shape[0])
-    cfg.tie_embeddings = "head.weight" not in mapped
+    if "token_embd.weight" not in raw or len(raw["token_embd.weight"].shape) != 2:
+        raise LmlabError(f"{path} lacks tensor token_embd.weight; the file is incomplete")
+    cfg.vocab_size = int(raw["token_embd.weight"].shape[1])  # dimensions fastest first
+    cfg.tie_embeddings = "output.weight" not in raw
     cfg.__post_init__()
+    for t in reader.tensors:  # every tensor's type can be read (one row each)
+        _dequantise(t, rows=1)
     tokenizer = gguf_tokenizer(meta, path)
     if tokenizer.vocab_size > cfg.vocab_size:
         raise LmlabError(
             f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but the model's embedding "
             f"only {cfg.vocab_size}; the file is inconsistent"
         )
-    tensors = {
-        k: torch.from_numpy(np.require(v, np.float32, ["C", "W"])) for k, v in mapped.items()
-    }
+    types = Counter(t.tensor_type.name for t in reader.tensors)
     source = {
         "format": "gguf",
         "path": str(path.resolve()),
@@ -246,7 +245,27 @@ def read_gguf(path: str | Path) -> Imported:
         "file_bytes": path.stat().st_size,
         "file_mtime_ns": path.stat().st_mtime_ns,
     }
-    return Imported(cfg, tensors, tokenizer, meta.get("tokenizer.chat_template"), source)
+    imp = Imported(cfg, {}, tokenizer, meta.get("tokenizer.chat_template"), source)
+    return imp, reader
+
+
+def read_gguf(path: str | Path) -> Imported:
+    """The model, tokenizer and chat template of a GGUF file, dequantised to float32."""
+    path = Path(path)
+    imp, reader = read_gguf_header(path)
+    cfg = imp.config
+    raw = {t.name: t for t in reader.tensors}
+    try:
+        g = {name: _dequantise(t) for name, t in raw.items()}
+        mapped = (_map_gpt2 if imp.source["architecture"] == "gpt2" else _map_llama)(g, cfg, path)
+    except KeyError as e:
+        raise LmlabError(f"{path} lacks tensor {e.args[0]}; the file is incomplete") from None
+    except ValueError as e:  # a reshape of a truncated tensor
+        raise LmlabError(f"{path} has a malformed tensor ({e}); the file is corrupt") from None
+    imp.tensors = {
+        k: torch.from_numpy(np.require(v, np.float32, ["C", "W"])) for k, v in mapped.items()
+    }
+    return imp
 
 
 # -- tokenizer --------------------------------------------------------------------------

@@ -9,6 +9,8 @@ directory (:func:`import_model`).
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -113,18 +115,59 @@ def chat_template_of(imp):
     return jinja_template(imp.chat_template, tok.bos_token or "", tok.eos_token)
 
 
-def open_pretrained(spec: str | Path, device: str | torch.device = "cpu"):
-    """A :class:`lmlab.run.Run` for a GGUF file, HF folder or built-in name, in memory."""
+# ``--quantized`` for code that loads runs on a caller's behalf (the server's registry):
+# within ``open_quantized()``, load_run opens GGUF files quantised unless told otherwise.
+_QUANTIZED: ContextVar[bool] = ContextVar("lmlab_open_quantized", default=False)
+
+
+@contextmanager
+def open_quantized(on: bool = True):
+    """Within this block, :func:`lmlab.run.load_run` opens GGUF files (and built-in models)
+    straight from their Q4_0/Q4_1/Q8_0 blocks, as ``--quantized`` asks."""
+    token = _QUANTIZED.set(on)
+    try:
+        yield
+    finally:
+        _QUANTIZED.reset(token)
+
+
+def quantized_default() -> bool:
+    """Whether the caller is inside :func:`open_quantized`."""
+    return _QUANTIZED.get()
+
+
+def open_pretrained(spec: str | Path, device: str | torch.device = "cpu", quantized: bool = False):
+    """A :class:`lmlab.run.Run` for a GGUF file, HF folder or built-in name, in memory.
+    ``quantized``: a GGUF file's Q4_0/Q4_1/Q8_0 matrices stay its own blocks, computed on
+    by lmlab's quantised layers and kernels (:mod:`lmlab.quantize.gguf_direct`), about a
+    fifth of the float model's memory; without it the weights are dequantised to float32."""
     from lmlab.models import Transformer
     from lmlab.run import Run
 
-    imp = read_pretrained(spec)
-    model = Transformer.from_tensors(imp.config, imp.tensors)  # no init, no copy
-    model.to(device).eval()
-    if imp.source.get("format") == "gguf":  # decoding may read the file's own blocks
-        from lmlab.generate.fastdecode import register_gguf
+    p = source_path(spec)
+    if quantized and p.is_dir():
+        raise LmlabError(
+            f"--quantized opens a GGUF file's own quantised blocks; {p} is a Hugging Face "
+            "folder: quantise it with lmlab quantize, or drop --quantized"
+        )
+    if quantized and p.is_file() and p.suffix.lower() not in PICKLE_SUFFIXES:
+        from lmlab.quantize.gguf_direct import open_gguf_quantized
 
-        register_gguf(model, imp.source["path"])
+        imp, model = open_gguf_quantized(p)
+        model.to(device).eval()
+    else:
+        imp = read_pretrained(spec)
+        model = Transformer.from_tensors(imp.config, imp.tensors)  # no init, no copy
+        model.to(device).eval()
+        if imp.source.get("format") == "gguf":  # decoding may read the file's own blocks
+            from lmlab.generate.fastdecode import register_gguf
+
+            register_gguf(model, imp.source["path"])
+    return Run(p, pretrained_config(imp), model, imp.tokenizer)
+
+
+def pretrained_config(imp) -> dict[str, Any]:
+    """The in-memory config of an imported model: :func:`run_config` and its chat template."""
     cfg = run_config(imp)
     template = chat_template_of(imp)
     if template is not None:
@@ -133,7 +176,7 @@ def open_pretrained(spec: str | Path, device: str | torch.device = "cpu"):
             for k, v in template.to_dict().items()
             if k in ("jinja", "bos_token", "eos_token", "stop")
         }
-    return Run(source_path(spec), cfg, model, imp.tokenizer)
+    return cfg
 
 
 def import_model(spec: str | Path, out: str | Path, overwrite: bool = False) -> Path:

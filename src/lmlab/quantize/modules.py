@@ -9,7 +9,10 @@ step reads the same bytes as these layers and nothing is ever held twice:
   float16 bits, ``W[o, 32k + i] = d * q + m`` (a group of 64 or 128 inputs repeats its
   scale and zero point over its 32-input blocks);
 * int8: ``w`` int8 (n_tiles, in, T), ``d`` and ``m`` (n_tiles, T) float16 bits,
-  ``W[o, i] = d[o] * q + m[o]``.
+  ``W[o, i] = d[o] * q + m[o]``;
+* int8 in blocks of 32 inputs (a GGUF file's Q8_0, opened directly by
+  :mod:`lmlab.quantize.gguf_direct`): ``w`` int8 (n_tiles, in/32, 32, T), ``d``
+  (n_tiles, in/32, T), ``m`` zeros, ``W[o, 32k + i] = d * q``.
 
 The scale tensors are kept as int16 bit patterns so that ``model.to(dtype)`` leaves them
 alone. Forward: a few rows of float32 input (decoding outside the fused kernel) go
@@ -51,6 +54,11 @@ def kernel_layout(t: QuantTensor, bits: int) -> tuple[torch.Tensor, torch.Tensor
         rep = t.in_features // t.scales.shape[1] // BLOCK  # blocks per group
         w = _tiles(t.qweight.numpy().reshape(t.out_features, -1, BLOCK // 2))
         d, m = (_tiles(np.repeat(a, rep, axis=1)) for a in (s16, z16))
+    elif t.scales.shape[1] > 1:  # int8 in blocks of 32 (Q8_0): the kernel's 8-bit blocks
+        if t.in_features != BLOCK * t.scales.shape[1] or t.zeros is not None:
+            raise ValueError("grouped int8 must be symmetric blocks of 32 inputs (Q8_0)")
+        w = _tiles(t.qweight.numpy().reshape(t.out_features, -1, BLOCK))
+        d, m = _tiles(s16), _tiles(z16)
     else:
         w = _tiles(t.qweight.numpy())
         d, m = _tiles(s16[:, 0]), _tiles(z16[:, 0])
@@ -76,8 +84,11 @@ class _QuantMatrix(nn.Module):
 
     @property
     def kind(self) -> str:
-        """The kernel's name for this kind of matrix: ``Q4`` or ``I8``."""
-        return "Q4" if self.bits == 4 else "I8"
+        """The kernel's name for this kind of matrix: ``Q4``, ``Q8`` (int8 blocks of 32)
+        or ``I8`` (int8 per channel)."""
+        if self.bits == 4:
+            return "Q4"
+        return "Q8" if self.w.ndim == 4 else "I8"
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(w, d, m)`` as numpy views for the kernel (float16 bits as uint16)."""
@@ -94,12 +105,14 @@ class _QuantMatrix(nn.Module):
         self, dtype: torch.dtype = torch.float32, tiles: slice = slice(None)
     ) -> torch.Tensor:
         """The matrix (out, in) in ``dtype`` (or the outputs of ``tiles``): a transient copy."""
-        if dtype in (torch.float32, torch.bfloat16) and self.w.device.type == "cpu":
+        fused = self.kind != "Q8"  # the compiled pass reads Q4 and I8
+        if fused and dtype in (torch.float32, torch.bfloat16) and self.w.device.type == "cpu":
             return self._dequantize_kernel(tiles).to(dtype)
         d, m = self._scales(dtype)
         d, m, qw = d[tiles], m[tiles], self.w[tiles]
-        if self.bits == 4:
-            q = torch.cat([qw & 15, qw >> 4], 2).to(dtype)  # (nt, nb, 32, T)
+        if self.w.ndim == 4:  # blocks of 32: Q4 nibbles or Q8 bytes
+            q = torch.cat([qw & 15, qw >> 4], 2) if self.bits == 4 else qw
+            q = q.to(dtype)  # (nt, nb, 32, T)
             w = (q * d[:, :, None] + m[:, :, None]).reshape(q.shape[0], -1, TILE)
         else:
             w = qw.to(dtype) * d[:, None] + m[:, None]  # (nt, in, T)
@@ -123,9 +136,9 @@ class _QuantMatrix(nn.Module):
         flat = idx.reshape(-1)
         t, lane = flat // TILE, flat % TILE
         d, m = self._scales(dtype)
-        if self.bits == 4:
-            q = self.w[t, :, :, lane]  # (n, nb, 16)
-            q = torch.cat([q & 15, q >> 4], 2).to(dtype)  # (n, nb, 32)
+        if self.w.ndim == 4:
+            q = self.w[t, :, :, lane]  # (n, nb, 16) nibbles or (n, nb, 32) bytes
+            q = (torch.cat([q & 15, q >> 4], 2) if self.bits == 4 else q).to(dtype)
             out = q * d[t, :, lane][..., None] + m[t, :, lane][..., None]
         else:
             out = self.w[t, :, lane].to(dtype) * d[t, lane][:, None] + m[t, lane][:, None]
@@ -137,7 +150,8 @@ class _QuantMatrix(nn.Module):
         return self.dequantize(torch.float32)
 
     def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, int{self.bits}"
+        blocks = " g32" if self.kind == "Q8" else ""
+        return f"in={self.in_features}, out={self.out_features}, int{self.bits}{blocks}"
 
 
 class QuantLinear(_QuantMatrix):

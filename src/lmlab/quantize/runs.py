@@ -110,40 +110,59 @@ def _quant_tensor(tensors: dict[str, torch.Tensor], name: str, where: Path) -> Q
 
 def build_quantized(config, tensors: dict[str, torch.Tensor], scheme: Scheme, where: Path):
     """A Transformer of ``config`` whose quantised matrices are ``tensors``' (no float copy)."""
-    from lmlab.models.transformer import Transformer, _rope_tables
-
     tensors = dict(tensors)
     with torch.device("meta"):
+        from lmlab.models.transformer import Transformer
+
+        names = _targets(Transformer(config), scheme)
+
+    def matrices():
+        for name in names:
+            yield name, _quant_tensor(tensors, name, where), _scheme_of(scheme, name).bits
+
+    return assemble(config, matrices(), tensors, where)
+
+
+def assemble(config, matrices, tensors: dict[str, torch.Tensor], where: Path | str):
+    """A Transformer of ``config`` from quantised matrices and float tensors, with no float
+    copy of the quantised ones. ``matrices`` yields ``(module name, QuantTensor, bits)``
+    (a generator: each matrix is laid out in the kernel's tiles, copied into its layer stack
+    and dropped before the next is made); ``tensors`` holds every other tensor, by
+    :meth:`~lmlab.models.transformer.Transformer.tensors_for_save` name (a float matrix
+    among them stays an ``nn.Linear``; the dict is consumed, and ``matrices`` may pop from
+    it as it goes). A tied head shares the embedding's memory."""
+    from lmlab.models.transformer import Transformer, _rope_tables
+
+    with torch.device("meta"):
         model = Transformer(config)
-    names = _targets(model, scheme)
     stacks: dict[str, tuple[torch.Tensor, ...]] = {}
-    for name in names:
-        qt = _quant_tensor(tensors, name, where)
+    for name, qt, bits in matrices:
         expect = model.get_submodule(name).weight.shape
         if (qt.out_features, qt.in_features) != tuple(expect):
             raise LmlabError(
                 f"{where}: {name} is {qt.out_features}x{qt.in_features}, the config says "
                 f"{expect[0]}x{expect[1]}; re-quantise"
             )
-        bits = _scheme_of(scheme, name).bits
         if qt.qweight.dtype != (torch.int8 if bits == 8 else torch.uint8):
             raise LmlabError(f"{where}: {name} is not int{bits} as config.toml says")
         w, d, m = _into_stack(stacks, name, len(model.blocks), kernel_layout(qt, bits))
+        del qt
         if name == "tok_emb":
-            layer: nn.Module = QuantEmbedding(qt.out_features, qt.in_features, bits, w, d, m)
+            layer: nn.Module = QuantEmbedding(expect[0], expect[1], bits, w, d, m)
         else:
             bias = tensors.pop(f"{name}.bias", None)
-            layer = QuantLinear(qt.out_features, qt.in_features, bits, w, d, m, bias)
+            layer = QuantLinear(expect[0], expect[1], bits, w, d, m, bias)
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, attr, layer)
+    quant_emb = isinstance(model.tok_emb, QuantEmbedding)
     if config.tie_embeddings:
-        if scheme.embeddings:
+        if quant_emb:
             model.head = QuantLinear.sharing(model.tok_emb)
         tensors.pop("head.weight", None)
     missing, unexpected = model.load_state_dict(tensors, strict=False, assign=True)
     if unexpected:
         raise LmlabError(f"{where} has unexpected tensors {unexpected[:3]}; re-quantise")
-    if config.tie_embeddings and not scheme.embeddings:
+    if config.tie_embeddings and not quant_emb:
         model.head.weight = model.tok_emb.weight
     if config.block == "llama":
         model.rope_cos, model.rope_sin = _rope_tables(config)
@@ -236,10 +255,21 @@ def quantize_run(source: str | Path, out: str | Path, scheme: Scheme) -> Path:
             raise LmlabError(
                 f"{source} is already quantised; quantise its float source run instead"
             )
-    run = load_run(source)
-    if SECTION in run.config:
-        raise LmlabError(f"{source} is already quantised; quantise its float source run instead")
-    tensors = quantize_tensors(run.model, scheme)
+    gguf = _gguf_source(source)
+    if gguf is not None:  # matrix by matrix from the file: blocks already in the scheme kept
+        from lmlab.interop.sources import pretrained_config
+        from lmlab.quantize.gguf_direct import quantized_tensors
+
+        imp, n_params, tensors = quantized_tensors(gguf, scheme)
+        run = types.SimpleNamespace(config=pretrained_config(imp), tokenizer=imp.tokenizer)
+    else:
+        run = load_run(source)
+        if SECTION in run.config:
+            raise LmlabError(
+                f"{source} is already quantised; quantise its float source run instead"
+            )
+        tensors = quantize_tensors(run.model, scheme)
+        n_params = run.model.num_params()
     cfg = {k: v for k, v in run.config.items() if k != "chat"}
     cfg[SECTION] = {**scheme.to_config(), "from": str(source)}
     tmp = out.with_name(f".{out.name}.quantizing")
@@ -260,7 +290,7 @@ def quantize_run(source: str | Path, out: str | Path, scheme: Scheme) -> Path:
         if src_dir.is_dir() and (src_dir / "data").is_dir():
             _link_tree(src_dir / "data", tmp / "data")
         size = (tmp / MODEL_FILE).stat().st_size
-        atomic_write_text(tmp / "card.md", _card(out.name, source, scheme, size, run.model))
+        atomic_write_text(tmp / "card.md", _card(out.name, source, scheme, size, n_params))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -270,14 +300,26 @@ def quantize_run(source: str | Path, out: str | Path, scheme: Scheme) -> Path:
     return out
 
 
-def _card(name: str, source, scheme: Scheme, size: int, model) -> str:
+def _gguf_source(source) -> Path | None:
+    """The GGUF file that ``source`` names (a path or ``builtin:NAME``), or None."""
+    from lmlab.interop.sources import PICKLE_SUFFIXES, is_pretrained, source_path
+
+    if not is_pretrained(source):
+        return None
+    p = source_path(source)
+    if not p.is_file() or p.suffix.lower() in PICKLE_SUFFIXES:
+        return None  # an HF folder; a pickle is refused by the float path
+    return p
+
+
+def _card(name: str, source, scheme: Scheme, size: int, n_params: int) -> str:
     return "\n".join(
         [
             f"# Run card: {name}",
             "",
             f"- quantised from `{source}`: **{scheme.name}**"
             + ("" if scheme.embeddings else " (token embedding kept in float)"),
-            f"- parameters: {model.num_params():,}; model.safetensors: {size / 1e6:.1f} MB",
+            f"- parameters: {n_params:,}; model.safetensors: {size / 1e6:.1f} MB",
             "- weight-only: activations, the KV cache, norms and biases stay float32",
             "- every command that takes --run computes with the quantised weights",
             "",
