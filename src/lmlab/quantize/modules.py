@@ -105,8 +105,7 @@ class _QuantMatrix(nn.Module):
         self, dtype: torch.dtype = torch.float32, tiles: slice = slice(None)
     ) -> torch.Tensor:
         """The matrix (out, in) in ``dtype`` (or the outputs of ``tiles``): a transient copy."""
-        fused = self.kind != "Q8"  # the compiled pass reads Q4 and I8
-        if fused and dtype in (torch.float32, torch.bfloat16) and self.w.device.type == "cpu":
+        if dtype in (torch.float32, torch.bfloat16) and self.w.device.type == "cpu":
             return self._dequantize_kernel(tiles).to(dtype)
         d, m = self._scales(dtype)
         d, m, qw = d[tiles], m[tiles], self.w[tiles]
@@ -128,7 +127,12 @@ class _QuantMatrix(nn.Module):
         rows = max(0, min(t1 * TILE, self.out_features) - t0 * TILE)
         out = np.empty((rows, self.in_features), np.float32)
         w, d, m = self.kernel_arrays()
-        (dequantize_q4 if self.bits == 4 else dequantize_i8)(w, d, m, t0, out)
+        if self.kind == "Q8":
+            from lmlab.quantize._kernels import dequantize_q8
+
+            dequantize_q8(w, d, t0, out)
+        else:
+            (dequantize_q4 if self.bits == 4 else dequantize_i8)(w, d, m, t0, out)
         return torch.from_numpy(out)
 
     def rows(self, idx: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
