@@ -81,3 +81,22 @@ def test_one_line_errors(run_dir: Path, tmp_path, capsys):
     assert main(["task", "train", "translate", "--data", "tatoeba", "--direction", "zh-en",
                  "--model", "rnn", "--d-model", "64", "--out", str(tmp_path / "r")]) == 2  # fmt: skip
     assert "transformer options" in capsys.readouterr().err
+
+
+def test_translate_command_reads_a_file_and_refuses_other_runs(run_dir: Path, tmp_path, capsys):
+    """``lmlab translate`` is task predict for translation runs: one line out per line in,
+    the same translations; any other run is a one-line error."""
+    src = tmp_path / "src.txt"
+    src.write_text("我們走吧。\n\n你好\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["translate", "--run", str(run_dir), "--file", str(src), "--decode", "greedy"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2  # one line out per non-empty line in (a tiny model may say nothing)
+    assert main(["task", "predict", "--run", str(run_dir), "我們走吧。", "你好",
+                 "--decode", "greedy"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == lines
+    other = tmp_path / "cls"
+    other.mkdir()
+    (other / "config.toml").write_text('[task]\nkind = "classify"\n', encoding="utf-8")
+    assert main(["translate", "--run", str(other), "x"]) == 2
+    assert "not a translation run" in capsys.readouterr().err

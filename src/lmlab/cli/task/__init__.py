@@ -21,7 +21,7 @@ import pkgutil
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "task",
-        help="applications: train, evaluate and use text classifiers (sentiment, topics)",
+        help="applications: train, evaluate and use task models (classification, QA, translation)",
         description="Train a model for a task on labelled data, measure it, and use it on new "
         "text. Task runs are run directories with a [task] section.",
     )

@@ -16,11 +16,13 @@ import warnings
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        help="classify new text: labels with probabilities, token explanations",
-        description="Classify each TEXT, each line of --file, or each line of standard input.",
+        help="use a task run on new text: labels with probabilities, answers, translations",
+        description="Run a task run on each TEXT, each line of --file, or each line of standard "
+        "input: a classifier prints labels with probabilities (optionally explained), a "
+        "translation run its translations, a QA run the answer to --question.",
     )
     p.add_argument("--run", required=True, help="task run directory")
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify or translate")
     p.add_argument("--file", help="one text per line ('-': standard input)")
     p.add_argument("--top", type=int, default=3, help="labels shown per text (3)")
     p.add_argument("--json", action="store_true", help="one JSON object per text")
