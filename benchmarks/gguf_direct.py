@@ -192,8 +192,9 @@ def main() -> None:
         print(
             f"Each path in its own process, 1 thread: open the model, then {NEW} greedy tokens "
             f"after a {PROMPT}-token prompt (the fused decoding kernel); the GGUF is "
-            f"{file_mb:.1f} MB. Model = peak RSS less the baseline's (Python, PyTorch, the "
-            "decoding kernel and a weightless model skeleton). Perplexity: a second process "
+            f"{file_mb:.1f} MB. Model = peak RSS less the baseline's (Python, PyTorch, numba's "
+            "decoding kernel, the file's header and tokenizer, and a weightless model skeleton "
+            "on PyTorch's meta device). Perplexity: a second process "
             "per path on the same 2,000 tokens of *Pride and Prejudice* as "
             "`benchmarks/quantize.py`.\n"
         )
@@ -209,18 +210,21 @@ def main() -> None:
             f"Less the baseline: {q['peak'] - base:.0f} MB = {(q['peak'] - base) / file_mb:.2f}x "
             "the file."
         )
-        d = abs(q["ppl"] / ref - 1)
+        d, e = q["ppl"] / ref - 1, abs(q["ppl"] / f["ppl"] - 1)
         print(
-            f"- perplexity, `--quantized` {q['ppl']:.4f} vs the int4 g32 run {ref:.4f}: "
-            f"{100 * d:.3f}% apart, target equal to 1e-4 relative: "
-            f"{'met' if d <= 1e-4 else 'missed'}; vs float32 {f['ppl']:.4f}: "
-            f"{100 * abs(q['ppl'] / f['ppl'] - 1):.4f}% apart."
+            f"- perplexity, `--quantized` {q['ppl']:.4f}: equal to float32's ({f['ppl']:.4f}, "
+            f"{100 * e:.4f}% apart) to 1e-4: {'met' if e <= 1e-4 else 'missed'}; against the "
+            f"int4 g32 run ({ref:.4f}) {100 * d:+.3f}%, so 'equal to the int4 g32 path to "
+            f"1e-4' is {'met' if abs(d) <= 1e-4 else 'not met: it is lower'}."
         )
         print(
             "- The int4 g32 run and `--quantized` share every Q4_1 block; they differ in the "
             "token embedding and tied head: the file's Q8_0 blocks as they are (`--quantized`, "
             "the float model's own weights) against int8 per channel re-quantised from them "
-            "(the run's scheme)."
+            "(the run's scheme), which is the run's +0.14% over float32. The peak target "
+            "(1.5x the file) cannot hold for a Python process here: the baseline alone is "
+            f"{base:.0f} MB ({base / file_mb:.1f}x); the model's own share is the target's "
+            "measure that lmlab controls."
         )
 
 
