@@ -85,9 +85,12 @@ bench: install-test
 	$(PY) benchmarks/transformer.py
 	$(PY) benchmarks/lstm.py
 	$(PY) benchmarks/ngram.py
-	$(PY) benchmarks/embeddings.py
-	$(PY) benchmarks/embeddings_e2e.py
-	$(PY) benchmarks/nanogpt.py
+	$(PY) benchmarks/embeddings.py --results benchmarks/RESULTS.md
+	$(PY) benchmarks/embeddings_e2e.py --write
+	$(PY) benchmarks/nanogpt.py --write
+	$(PY) benchmarks/eval_speed.py --write
+	$(PY) benchmarks/pretrained.py --results benchmarks/RESULTS.md
+	$(PY) benchmarks/gguf_direct.py --write
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks tools
