@@ -285,7 +285,8 @@ def run(args: argparse.Namespace) -> None:
             {"teacher_loss": t_loss, "tokens": n, "students": results, "wall_s": wall}, indent=1
         )
     )
-    print(text + "\n\n![validation loss curves](../docs/img/distill_curves.png)")
+    print(text + "\n\nValidation loss curves: `docs/img/distill_curves.png` (shown on the "
+          "Compression page of the docs).")  # fmt: skip
     if args.write:
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, FIGURE)
