@@ -22,6 +22,7 @@ from _serve_helpers import (
 )
 
 from lmlab.cli import main
+from shared_data import shared_file
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +92,20 @@ def task_server(serve_runs, classifier_run):
                                             task_config={"model": {"family": "overlap"}})  # fmt: skip
     with srv:
         yield srv.url, registry
+
+
+@pytest.fixture(scope="session")
+def translator(tmp_path_factory) -> Path:
+    """A tiny en->zh translation run on a slice of Tatoeba (skips without the shared data)."""
+    pytest.importorskip("sacrebleu")
+    cmn = shared_file("translation", "cmn.txt")
+    d = tmp_path_factory.mktemp("translate-serve")
+    lines = cmn.read_text(encoding="utf-8").splitlines()[::60]
+    (d / "slice.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = d / "run"
+    args = ["task", "train", "translate", "--data", str(d / "slice.tsv"), "--direction", "en-zh",
+            "--vocab-size", "300", "--d-model", "32", "--layers", "1", "--heads", "2",
+            "--max-steps", "6", "--eval-every", "6", "--batch-size", "32", "--threads", "1",
+            "--train-beam", "2", "--set", "model.d_ff=64", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    return out

@@ -236,3 +236,42 @@ def test_playground_answer_tab_highlights_the_span(task_page) -> None:
     assert "empty" in page.inner_text("#status")
     page.select_option("#model", "sst")
     assert page.inner_text("#status") == ""
+
+
+@pytest.fixture(scope="module")
+def translate_page(browser, translator):
+    from _serve_helpers import make_server
+
+    srv, _ = make_server({"enzh": translator})
+    with srv:
+        pg, errors = open_page(browser, srv.url + "/", key=API_KEY)
+        yield pg, srv.url
+        pg.close()
+    assert not errors, errors
+
+
+@pytest.mark.slow
+def test_playground_translate_tab_shows_n_best(translate_page) -> None:
+    import httpx
+
+    page, url = translate_page
+    page.wait_for_selector("#model option[value=enzh]", state="attached")
+    page.select_option("#model", "enzh")
+    assert page.is_visible("#panel-translate") and page.is_disabled("#tab-chat")
+    assert "translation en-zh" in page.inner_text("#model-info")
+    page.fill("#tr-input", "I like tea.\nWhere is the station?")
+    page.fill("#tr-beam", "3")
+    page.fill("#tr-nbest", "2")
+    page.click("#tr-go")
+    page.wait_for_selector("#tr-results tr >> nth=3")
+    rows = page.eval_on_selector_all(
+        "#tr-results tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    api = httpx.post(url + "/v1/translate", headers={"Authorization": f"Bearer {API_KEY}"},
+                     json={"model": "enzh", "input": ["I like tea.", "Where is the station?"],
+                           "beam": 3, "n_best": 2}).json()["data"]  # fmt: skip
+    want = [[src if k == 0 else "", a["text"], f"{a['score']:.3f}"]
+            for src, item in zip(["I like tea.", "Where is the station?"], api, strict=True)
+            for k, a in enumerate(item["alternatives"])]  # fmt: skip
+    assert rows == want
+    assert "2 lines" in page.inner_text("#tr-stats")

@@ -1,8 +1,9 @@
 """The models a server offers: language-model runs, task runs and word-vector files, by name.
 
 ``--run`` takes a run directory (``config.toml`` + ``model.safetensors``), a task run from
-``lmlab task train`` (its ``config.toml`` has a ``[task]`` section: a classifier or a
-question answerer, served on ``/v1/classify`` or ``/v1/qa``), a word-vector file from
+``lmlab task train`` (its ``config.toml`` has a ``[task]`` section: a classifier, a
+question answerer or a translator, served on ``/v1/classify``, ``/v1/qa`` or
+``/v1/translate``), a word-vector file from
 ``lmlab embed train`` (``.txt``, ``.vec``, ``.bin``, ``.safetensors``) or a folder holding
 one; ``NAME=PATH`` names it, else the folder or file name is its id.
 """
@@ -21,9 +22,10 @@ from lmlab.serve.chat_template import ChatTemplate, load_chat_template
 
 VECTOR_SUFFIXES = (".txt", ".vec", ".bin", ".safetensors")
 # task kinds the server answers, and the route of each
-TASK_ROUTES = {"classify": "/v1/classify", "qa": "/v1/qa"}
+TASK_ROUTES = {"classify": "/v1/classify", "qa": "/v1/qa", "translate": "/v1/translate"}
 KIND_NAMES = {"lm": "a language model", "embeddings": "a word-vectors model",
-              "classify": "a classification run", "qa": "a question-answering run"}  # fmt: skip
+              "classify": "a classification run", "qa": "a question-answering run",
+              "translate": "a translation run"}  # fmt: skip
 
 
 @dataclass
@@ -84,6 +86,9 @@ class ServedModel:
             "vocab_size": getattr(tok, "vocab_size", None),
             "route": TASK_ROUTES[self.kind],
         }
+        if self.kind == "translate":
+            card["direction"] = self.task.direction
+            card["context_length"] = self.task.model.context_length
         if self.kind == "classify":
             card["labels"] = list(self.task.labels)
             card["max_len"] = getattr(self.task, "max_len", None)
@@ -171,7 +176,7 @@ def _load_task(name: str, p: Path) -> ServedModel | None:
     kind = task_config(p)["task"]["kind"]
     if kind not in TASK_ROUTES:
         raise LmlabError(
-            f"{p} is a {kind!r} task run; lmlab serve answers {' and '.join(TASK_ROUTES)} runs"
+            f"{p} is a {kind!r} task run; lmlab serve answers {', '.join(TASK_ROUTES)} runs"
         )
     return ServedModel(name, p, kind, task=load_task_run(p), task_config=cfg)
 

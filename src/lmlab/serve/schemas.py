@@ -110,6 +110,7 @@ class NeighborsRequest(_Strict):
 MAX_TASK_INPUTS = 256
 MAX_EXPLAINED = 32
 MAX_ANSWERS = 20
+MAX_BEAM = 16
 
 
 class ClassifyRequest(_Strict):
@@ -135,6 +136,19 @@ class QARequest(_Strict):
     top: int = Field(1, ge=1, le=MAX_ANSWERS, description="how many answers, best first")
 
 
+class TranslateRequest(_Strict):
+    """lmlab: translate texts with a translation run (``lmlab task train translate``)."""
+
+    model: str | None = Field(None, description="a served translation run (default: the first)")
+    input: str | list[str] = Field(
+        ..., description=f"one text or up to {MAX_TASK_INPUTS} texts, none of them empty"
+    )
+    method: Literal["beam", "greedy"] = Field("beam", description="beam search or greedy")
+    beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam width (method beam)")
+    n_best: int = Field(1, ge=1, le=MAX_BEAM, description="translations per text, best first "
+                        "(at most the beam width)")  # fmt: skip
+
+
 # ---- responses -------------------------------------------------------------------------
 class Usage(BaseModel):
     prompt_tokens: int
@@ -158,8 +172,8 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "lmlab"
-    kind: Literal["lm", "embeddings", "classify", "qa"] = Field(
-        description="lmlab: language model, word vectors, classification run or QA run"
+    kind: Literal["lm", "embeddings", "classify", "qa", "translate"] = Field(
+        description="lmlab: language model, word vectors, classification, QA or translation run"
     )
     family: str | None = None
     context_length: int | None = None
@@ -170,6 +184,7 @@ class ModelCard(BaseModel):
     labels: list[str] | None = Field(None, description="lmlab: a classifier's labels, in order")
     max_len: int | None = Field(None, description="lmlab: tokens a classifier reads per text")
     route: str | None = Field(None, description="lmlab: the endpoint a task run answers on")
+    direction: str | None = Field(None, description="lmlab: a translator's SRC-TGT languages")
 
 
 class ModelList(BaseModel):
@@ -243,6 +258,29 @@ class QAResponse(BaseModel):
     object: Literal["qa.answers"] = "qa.answers"
     model: str
     answers: list[Answer]
+
+
+class Hypothesis(BaseModel):
+    text: str
+    score: float = Field(description="the model's length-normalised log-probability")
+
+
+class Translation(BaseModel):
+    index: int
+    text: str = Field(description="the best translation")
+    score: float
+    alternatives: list[Hypothesis] = Field(description="the n_best translations, best first")
+    num_tokens: int = Field(description="the source's length in tokens")
+    truncated: bool = Field(description="the source was longer than the model's context and "
+                            "was cut to fit")  # fmt: skip
+
+
+class TranslateResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    direction: str
+    data: list[Translation]
+    usage: Usage
 
 
 class Health(BaseModel):

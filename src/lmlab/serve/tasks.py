@@ -1,10 +1,13 @@
-"""lmlab's task endpoints beside the OpenAI ones: ``POST /v1/classify`` and ``POST /v1/qa``.
+"""lmlab's task endpoints beside the OpenAI ones: ``POST /v1/classify``, ``POST /v1/qa``
+and ``POST /v1/translate``.
 
 A classification run (``lmlab task train classify``) answers ``/v1/classify`` with every
 label's probability per text, the shape ``lmlab task predict --json`` prints, and can score
 each token for the predicted label (``explain``). A question-answering run (``lmlab task
 train qa``) answers ``/v1/qa`` with answer spans of the context: their text, character
-offsets and score. The task run is called in a worker thread, one call at a time per run;
+offsets and score. A translation run (``lmlab task train translate``) answers
+``/v1/translate`` with each text's best translations by beam search or greedy decoding,
+batched as ``lmlab translate`` does. The task run is called in a worker thread, one call at a time per run;
 bad requests (the wrong kind of run, empty or over-long text, missing fields) get a 4xx in
 OpenAI's error shape.
 """
@@ -30,6 +33,8 @@ from lmlab.serve.schemas import (
     ClassifyResponse,
     QARequest,
     QAResponse,
+    TranslateRequest,
+    TranslateResponse,
 )
 
 router = APIRouter()
@@ -155,3 +160,57 @@ async def qa(body: QARequest, request: Request) -> Any:
         lambda: answers_of(served, body.question, body.context, body.top), served, settings
     )
     return {"object": "qa.answers", "model": served.name, "answers": answers}
+
+
+def translate_texts(served: ServedModel, texts: list[str], method: str, beam: int,
+                    n_best: int) -> dict[str, Any]:  # fmt: skip
+    """The translation run's ``n_best`` translations of each text, with token counts."""
+    import warnings
+
+    run = served.task
+    limit = run.model.context_length
+    lengths = [len(i) for i in run.src_tok.encode_batch(texts)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # truncation is reported per text below
+        found = run.translate(texts, method=method, beam=beam,
+                              n_best=n_best if method == "beam" else 1)  # fmt: skip
+    data, out_tokens = [], 0
+    for i, (hyps, n) in enumerate(zip(found, lengths, strict=True)):
+        if not hyps or not all(math.isfinite(float(s)) for _, s in hyps):
+            raise APIError(400, f"model {served.name!r} gave no translation for input {i}",
+                           "model_error", "input")  # fmt: skip
+        out_tokens += len(run.tgt_tok.encode(hyps[0][0]))
+        data.append({"index": i, "text": hyps[0][0], "score": float(hyps[0][1]),
+                     "alternatives": [{"text": t, "score": float(s)} for t, s in hyps],
+                     "num_tokens": n, "truncated": n > limit})  # fmt: skip
+    read = sum(min(n, limit) for n in lengths)
+    return {"object": "list", "model": served.name, "direction": run.direction, "data": data,
+            "usage": {"prompt_tokens": read, "completion_tokens": out_tokens,
+                      "total_tokens": read + out_tokens}}  # fmt: skip
+
+
+@router.post("/v1/translate", response_model=TranslateResponse, responses=ERRORS,
+             summary="lmlab: translate texts with a translation run")  # fmt: skip
+async def translate(body: TranslateRequest, request: Request) -> Any:
+    reg, settings = request.app.state.registry, request.app.state.settings
+    served = reg.get(body.model, kind="translate")
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts:
+        raise APIError(400, "input must not be empty: send a text or a list of texts",
+                       "invalid_value", "input")  # fmt: skip
+    if len(texts) > MAX_TASK_INPUTS:
+        raise APIError(400, f"at most {MAX_TASK_INPUTS} texts per request; send {len(texts)} "
+                       "in several requests", "invalid_value", "input")  # fmt: skip
+    for i, text in enumerate(texts):
+        check_text(text, "input" if isinstance(body.input, str) else f"input {i}", "input",
+                   settings)  # fmt: skip
+    if body.method == "beam" and body.n_best > body.beam:
+        raise APIError(400, f"n_best ({body.n_best}) cannot exceed the beam width ({body.beam})",
+                       "invalid_value", "n_best")  # fmt: skip
+    if body.method == "greedy" and body.n_best > 1:
+        raise APIError(400, "greedy decoding gives one translation; use method beam for n_best",
+                       "invalid_value", "n_best")  # fmt: skip
+    return await run_task(
+        lambda: translate_texts(served, texts, body.method, body.beam, body.n_best),
+        served, settings,
+    )  # fmt: skip

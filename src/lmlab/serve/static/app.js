@@ -79,9 +79,11 @@ async function loadModels() {
   onModelChange();
 }
 
-const KIND_LABELS = { embeddings: "word vectors", classify: "classifier", qa: "question answering" };
+const KIND_LABELS = { embeddings: "word vectors", classify: "classifier", qa: "question answering",
+                      translate: "translation" };
 // the tabs each kind of model can use; the first is where a model change lands
-const KIND_TABS = { lm: ["complete", "chat"], embeddings: ["explore"], classify: ["classify"], qa: ["qa"] };
+const KIND_TABS = { lm: ["complete", "chat"], embeddings: ["explore"], classify: ["classify"], qa: ["qa"],
+                    translate: ["translate"] };
 
 function currentModel() {
   return state.models.find((m) => m.id === $("model").value);
@@ -95,6 +97,7 @@ function onModelChange() {
   if (m.kind === "embeddings") info = `word vectors, ${m.vocab_size.toLocaleString()} words`;
   else if (m.kind === "classify") info = `${m.family} classifier, ${params}; labels: ${m.labels.join(", ")}`;
   else if (m.kind === "qa") info = `question answering (${m.family}), ${params}`;
+  else if (m.kind === "translate") info = `translation ${m.direction} (${m.family}), ${params}, sources up to ${m.context_length} tokens`;
   else info = `${m.family}, ${params}, context ${m.context_length ?? "unbounded"}, at most ${m.max_tokens} new tokens`;
   $("model-info").textContent = info;
   if (m.kind === "lm" && m.max_tokens) {  // the server refuses more than its cap: stay within it
@@ -418,6 +421,34 @@ async function answerQuestion() {
   });
 }
 
+// each line's translations, best first, with the model's length-normalised log-probability
+async function translateText() {
+  const m = currentModel();
+  const tbody = $("tr-results").tBodies[0];
+  tbody.innerHTML = "";
+  if (!m || m.kind !== "translate") { setStatus("choose a translation run first", true); return; }
+  const lines = $("tr-input").value.split("\n").filter((l) => l.trim());
+  if (!lines.length) { setStatus("type a sentence to translate", true); return; }
+  const body = { model: m.id, input: lines, beam: num("tr-beam") || 1, n_best: num("tr-nbest") || 1 };
+  const t0 = performance.now();
+  await busy($("tr-go"), async () => {
+    const out = await postJSON("/v1/translate", body);
+    out.data.forEach((item) => {
+      item.alternatives.forEach((a, k) => {
+        const tr = tbody.insertRow();
+        if (k === 0) tr.className = "best";
+        tr.insertCell().textContent = k === 0 ? lines[item.index] + (item.truncated ? " (cut to fit)" : "") : "";
+        tr.insertCell().textContent = a.text;
+        const sc = tr.insertCell();
+        sc.className = "pct";
+        sc.textContent = a.score.toFixed(3);
+      });
+    });
+    $("tr-stats").textContent = `${out.data.length} line${out.data.length === 1 ? "" : "s"}, ` +
+      `${out.usage.completion_tokens} tokens out, ${((performance.now() - t0) / 1000).toFixed(2)} s`;
+  });
+}
+
 // the passage with the answer's characters [start, end) highlighted
 function showAnswer(context, a, row) {
   for (const r of $("qa-answers").tBodies[0].rows) r.classList.toggle("selected", r === row);
@@ -496,6 +527,10 @@ function init() {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) classifyText();
   });
   $("qa-go").addEventListener("click", answerQuestion);
+  $("tr-go").addEventListener("click", translateText);
+  $("tr-input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) translateText();
+  });
   $("qa-question").addEventListener("keydown", (e) => { if (e.key === "Enter") answerQuestion(); });
   const colour = localStorage.getItem("lmlab-colour-tokens") !== "0";
   $("colour_tokens").checked = colour;
