@@ -31,6 +31,11 @@ KINDS: dict[str, tuple[str, str]] = {
         "translation (encoder-decoder Transformer, GRU seq2seq)",
     ),
     "qa": ("lmlab.tasks.qa", "extractive question answering (a span head on a pretrained model)"),
+    "summarize": (
+        "lmlab.tasks.summarize",
+        "abstractive summarisation (encoder-decoder Transformer, GRU seq2seq)",
+    ),
+    "chat": ("lmlab.tasks.chat", "chat fine-tuning (assistant-only loss, full or LoRA)"),
 }
 # The classifier families' names (``lmlab.tasks.classify.models.FAMILIES`` builds them),
 # listed here so that the command line can offer them without importing PyTorch.

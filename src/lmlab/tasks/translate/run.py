@@ -57,6 +57,7 @@ class TranslationRun:
     model: Any
     src_tok: Tokenizer
     tgt_tok: Tokenizer
+    verb = "translate"  # the progress bar's name
 
     @property
     def direction(self) -> str:
@@ -92,9 +93,10 @@ class TranslationRun:
     def translate(
         self, texts: list[str], method: str = "beam", beam: int = 5, alpha: float = 1.0,
         n_best: int = 1, batch_size: int = 64, temperature: float = 1.0, top_k: int = 0,
-        top_p: float = 1.0, seed: int = 0, progress: bool = False,
+        top_p: float = 1.0, seed: int = 0, progress: bool = False, max_len: int | None = None,
     ) -> list[list[tuple[str, float]]]:  # fmt: skip
-        """``n_best`` (translation, score) pairs per text, best first."""
+        """``n_best`` (translation, score) pairs per text, best first; ``max_len`` caps the
+        output tokens (default: twice the source's, plus 10, within the model's context)."""
         from lmlab.generate import beam as dec
 
         if method not in METHODS:
@@ -105,7 +107,7 @@ class TranslationRun:
         out: list[list[tuple[str, float]]] = [[] for _ in texts]
         gen = torch.Generator().manual_seed(seed)
         bar = tqdm(total=len(texts), disable=not progress, unit="sent", file=sys.stderr,
-                   desc=f"translate ({method})")  # fmt: skip
+                   desc=f"{self.verb} ({method})")  # fmt: skip
         eos = self.eos
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
@@ -113,12 +115,14 @@ class TranslationRun:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 if method == "beam":
                     hyps = dec.beam_search(self.model, src, mask, eos, eos, width=beam,
-                                           alpha=alpha, n_best=n_best)  # fmt: skip
+                                           max_len=max_len, alpha=alpha, n_best=n_best)  # fmt: skip
                 elif method == "greedy":
-                    hyps = [[h] for h in dec.greedy(self.model, src, mask, eos, eos, alpha=alpha)]
+                    hyps = [[h] for h in dec.greedy(self.model, src, mask, eos, eos,
+                                                    max_len=max_len, alpha=alpha)]  # fmt: skip
                 else:
                     hyps = [[h] for h in dec.sample(self.model, src, mask, eos, eos,
-                            temperature=temperature, top_k=top_k, top_p=top_p, generator=gen)]  # fmt: skip
+                            max_len=max_len, temperature=temperature, top_k=top_k, top_p=top_p,
+                            generator=gen)]  # fmt: skip
             for i, hs in zip(idx, hyps, strict=True):
                 out[i] = [(self.decode(h.tokens), h.score) for h in hs]
             bar.update(len(idx))

@@ -14,8 +14,10 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -135,17 +137,23 @@ def validation_loss(model, src, tgt, bos, eos, bf16: bool, batch_size: int = 128
 def train_translator(
     model, train: tuple[list, list], valid: tuple[list, list], cfg: TranslateTrainConfig,
     out: Path, bos: int, eos: int, progress: bool = True,
+    on_validate: Callable[[Any], dict[str, float]] | None = None, select: str | None = None,
 ) -> TrainOutcome:  # fmt: skip
+    """Train ``model``; keep the weights of the best validation. ``on_validate(model)``
+    adds scores of its own to each validation record (summarisation: ROUGE-L of greedy
+    summaries); ``select`` names one of them (higher is better) to choose the best model by
+    instead of the validation loss."""
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(model, train, valid, cfg, out, bos, eos, progress)
+        return _train(model, train, valid, cfg, out, bos, eos, progress, on_validate, select)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(model, train, valid, cfg, out, bos, eos, progress) -> TrainOutcome:
+def _train(model, train, valid, cfg, out, bos, eos, progress, on_validate=None,
+           select=None) -> TrainOutcome:  # fmt: skip
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     src, tgt = train
@@ -167,6 +175,7 @@ def _train(model, train, valid, cfg, out, bos, eos, progress) -> TrainOutcome:
                dynamic_ncols=True, desc="train")  # fmt: skip
     start = time.perf_counter()
     step, best, best_step, stale, stopped = 0, float("inf"), 0, 0, "finished"
+    best_loss = float("inf")
     seen_tokens, run_loss, run_n = 0, 0.0, 0
     batches: list[list[int]] = []
     with _StopRequest() as stop:
@@ -214,14 +223,18 @@ def _train(model, train, valid, cfg, out, bos, eos, progress) -> TrainOutcome:
                        "train_loss": round(run_loss / max(run_n, 1), 4),
                        "valid_loss": round(vloss, 4), "valid_ppl": round(math.exp(vloss), 3),
                        "lr": lr}  # fmt: skip
+                extra = on_validate(model) if on_validate else {}
+                rec.update(extra)
                 run_loss, run_n = 0.0, 0
                 metrics.write(json.dumps(rec) + "\n")
                 metrics.flush()
                 bar.write(f"step {step:,} epoch {rec['epoch']:.2f}: train loss "
                           f"{rec['train_loss']:.3f}, validation loss {vloss:.3f} "
-                          f"(ppl {rec['valid_ppl']:.2f})")  # fmt: skip
-                if vloss < best:
-                    best, best_step, stale = vloss, step, 0
+                          f"(ppl {rec['valid_ppl']:.2f})"
+                          + "".join(f", {k} {v}" for k, v in extra.items()))  # fmt: skip
+                crit = -float(extra[select]) if select else vloss  # select: higher is better
+                if crit < best:
+                    best, best_loss, best_step, stale = crit, vloss, step, 0
                     save_tensors_atomic(model.tensors_for_save(), out / MODEL_FILE)
                 else:
                     stale += 1
@@ -237,5 +250,5 @@ def _train(model, train, valid, cfg, out, bos, eos, progress) -> TrainOutcome:
     bar.close()
     metrics.close()
     elapsed = time.perf_counter() - start
-    return TrainOutcome(step, step / steps_per_epoch, elapsed, best_step, best, stopped,
+    return TrainOutcome(step, step / steps_per_epoch, elapsed, best_step, best_loss, stopped,
                         seen_tokens / max(elapsed, 1e-9))  # fmt: skip
