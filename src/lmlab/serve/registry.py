@@ -169,8 +169,8 @@ def _load_task(name: str, p: Path) -> ServedModel | None:
         cfg = load_toml(p / "config.toml")
     except LmlabError:
         return None  # load_run says what is wrong with it
-    if "task" not in cfg:
-        return None
+    if "task" not in cfg or cfg["task"].get("kind") == "chat":
+        return None  # a chat run (lmlab task train chat) is an ordinary language model
     from lmlab.tasks.rundir import load_task_run, task_config
 
     kind = task_config(p)["task"]["kind"]

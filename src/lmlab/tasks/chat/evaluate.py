@@ -92,9 +92,10 @@ def evaluate_chat(
     max_new_tokens: int = 64,
     batch_size: int = 8,
     progress: bool = False,
+    reply_limit: int | None = None,
 ) -> ChatReport:
     """Perplexity (tuned and base), generated replies' distinct-1/2 and, for summaries,
-    ROUGE, on ``conversations``."""
+    ROUGE, on ``conversations`` (the replies on a seeded ``reply_limit`` of them)."""
     t0 = time.perf_counter()
     enc = run.encode(conversations, where)
     pad_id = run.tokenizer.eos_id
@@ -107,6 +108,9 @@ def evaluate_chat(
     report = ChatReport(where, len(enc), n, math.exp(loss), base_ppl)
     if generate:
         turns = reply_turns(conversations, seed)
+        if reply_limit is not None and reply_limit < len(turns):  # a seeded sample of them
+            keep = sorted(random.Random(seed).sample(range(len(turns)), reply_limit))
+            turns = [turns[i] for i in keep]
         models = {"tuned": run.model, **({"base": base_model} if base_model is not None else {})}
         replies: dict[str, list[str]] = {who: [] for who in models}
         bar = tqdm(total=len(turns) * len(models), desc="replies", unit="reply",

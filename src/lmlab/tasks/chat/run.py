@@ -34,7 +34,7 @@ from lmlab.tasks.chat.loss import Encoded, encode_conversations, response_loss
 from lmlab.tasks.chat.trainer import METRICS_FILE, ChatTrainConfig, train_chat
 
 DEFAULT_BASE = "builtin:smollm2"
-TASK_DEFAULTS: dict[str, Any] = {"max_len": 512}
+TASK_DEFAULTS: dict[str, Any] = {"max_len": 1024}
 LR_FULL, LR_LORA = 5e-5, 5e-4
 RESULTS_FILE = "results.json"
 CARD_FILE = "card.md"
@@ -202,9 +202,9 @@ def train_run(
         f"perplexity (bf16) {math.exp(outcome.start_val_loss):.3f} (base) -> "
         f"{math.exp(outcome.best_val_loss):.3f} (best, step {outcome.best_step:,})")  # fmt: skip
     run = load_run(out)  # the run as every command opens it (adapters merged)
-    # the reported figures in float32 (bf16 autocast moves them by about 1%)
-    v_loss, v_n = response_loss(run.model, val, tok.eos_id, tcfg.batch_size)
-    b_loss, _ = response_loss(run.base_model(), val, tok.eos_id, tcfg.batch_size)
+    # measured as in training (bf16 autocast moves perplexity by about 1%; task eval: float32)
+    v_loss, v_n = response_loss(run.model, val, tok.eos_id, tcfg.batch_size, tcfg.bf16)
+    b_loss = outcome.start_val_loss
     figures = {"validation": {"base_loss": b_loss, "base_ppl": math.exp(b_loss),
                               "loss": v_loss, "ppl": math.exp(v_loss), "tokens": v_n}}  # fmt: skip
     summary = {
@@ -229,7 +229,8 @@ def train_run(
         f"({outcome.epochs:.2f} epochs) in {outcome.elapsed:.1f} s ({tok_s:.0f} tokens/s), "
         f"{outcome.stopped}; kept step {outcome.best_step:,} (best validation response loss)",
         f"- validation response perplexity ({len(val):,} conversations, {v_n:,} assistant "
-        f"tokens, float32): base {math.exp(b_loss):.3f}, tuned {math.exp(v_loss):.3f}",
+        f"tokens{', bf16' if tcfg.bf16 else ''}): base {math.exp(b_loss):.3f}, tuned "
+        f"{math.exp(v_loss):.3f}",
     ]
     write_card(out, lines, full, ["learning_curve.png"])
     return run, figures

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--max-conversations", type=int,
                    help="train on a seeded sample of this many conversations (default all)")  # fmt: skip
     d.add_argument("--max-len", type=int,
-                   help="tokens per conversation; longer ones are cut, counted (512)")  # fmt: skip
+                   help="tokens per conversation; longer ones are cut, counted (1024)")  # fmt: skip
     m = p.add_argument_group("model")
     m.add_argument("--base", help="chat model to tune: builtin:smollm2 (default), a .gguf, a "
                    "Hugging Face folder or an lmlab transformer run with a chat template")  # fmt: skip
@@ -106,7 +106,7 @@ def build_config(args: argparse.Namespace) -> dict:
 def report(args: argparse.Namespace, figures: dict) -> None:
     """What ``task train chat`` prints once the run is written."""
     v = figures["validation"]
-    print(f"validation response perplexity: base {v['base_ppl']:.3f}, tuned {v['ppl']:.3f} "
+    print(f"validation response perplexity (as in training): base {v['base_ppl']:.3f}, tuned {v['ppl']:.3f} "
           f"({100 * (v['ppl'] / v['base_ppl'] - 1):+.1f}%, {v['tokens']:,} assistant tokens)")  # fmt: skip
     print(f"run: {args.out}  (lmlab chat --run {args.out}; lmlab task eval --run {args.out})")
 
