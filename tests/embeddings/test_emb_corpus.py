@@ -68,3 +68,21 @@ def test_plain_lines_split_as_the_word_tokenizer_does():
         low = line.lower()
         slow = [w for w in split_words(low, newlines=False) if not _PUNCT_RE.match(w)]
         assert _line_words(line, "words", True) == slow
+
+
+def test_plain_lines_split_as_the_word_regex_does() -> None:
+    """Lines of only words and spaces take str.split(); it must give the regex's words."""
+    import random
+
+    from lmlab.embeddings.corpus import _PLAIN_WORDS_RE, _line_words
+
+    rng = random.Random(0)
+    pieces = ["the", "Über", "naïve", "a_b", "42", "x2", "<unk>", ",", "'s", "--", "é", "ß",
+              " ", "  ", "\t", "\u00a0", "\u2003", "\x1c", "\n"]  # fmt: skip
+    plain = 0
+    for _ in range(3000):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        lowered = line.lower()
+        assert _line_words(line, "words", True) == _PLAIN_WORDS_RE.findall(lowered), line
+        plain += not any(c in lowered for c in ",'-<>")
+    assert plain > 100  # the fast path was taken on many lines

@@ -105,8 +105,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from lmlab.cli._common import deprecated_alias
     from lmlab.embeddings.corpus import encode_corpus, iter_sentences, list_files
-    from lmlab.embeddings.glove import GloveConfig, train_glove
-    from lmlab.embeddings.word2vec import Word2VecConfig, train_word2vec
     from lmlab.errors import LmlabError
 
     deprecated_alias(args, "corpus_pos", "corpus", "a positional CORPUS", "--corpus")
@@ -121,11 +119,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     common = dict(vector_size=args.size, min_count=args.min_count, max_vocab=args.max_vocab,
                   workers=args.workers, seed=args.seed)  # fmt: skip
     try:
-        if args.algo == "glove":
+        if args.algo == "glove":  # each trainer imports only what it needs (GloVe: SciPy)
+            from lmlab.embeddings.glove import GloveConfig, train_glove
+
             cfg = GloveConfig(window=args.window or 10, epochs=args.epochs or 15, x_max=args.x_max,
                               alpha=args.weight_power, eta=args.eta, **common)  # fmt: skip
             result = train_glove(corpus, cfg)
         else:
+            from lmlab.embeddings.word2vec import Word2VecConfig, train_word2vec
+
             cfg = Word2VecConfig(
                 sg=args.algo == "skipgram", hs=args.hs, negative=args.negative,
                 shared_negatives=not args.per_pair_negatives,

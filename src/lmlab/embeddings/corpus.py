@@ -37,6 +37,7 @@ _PUNCT_RE = re.compile(r"^[^\w]+$")
 # Words of a line without CJK characters: split_words's tokens less punctuation and newlines
 # (each of those is one non-word character), in one pass of the regex engine.
 _PLAIN_WORDS_RE = re.compile(r"<unk>|\w+")
+_NOT_WORD_OR_SPACE_RE = re.compile(r"[^\w\s]")
 _FLUSH_IDS = 1 << 22  # ids buffered before a write to disk
 
 
@@ -141,6 +142,8 @@ def _line_words(line: str, mode: str, lowercase: bool) -> list[str]:
     from lmlab.tokenize.word import _CJK_RE, split_words
 
     if not _CJK_RE.search(line):
+        if not _NOT_WORD_OR_SPACE_RE.search(line):  # words and spaces only (text8-style)
+            return line.split()  # the same words as the regex, a third faster
         return _PLAIN_WORDS_RE.findall(line)
     return [w for w in split_words(line, newlines=False) if not _PUNCT_RE.match(w)]
 
