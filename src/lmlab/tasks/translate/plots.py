@@ -33,5 +33,5 @@ def plot_attention(run, source: str, translation: str, out: Path, layer: int = -
     ax.set_xlabel("source token")
     ax.set_ylabel("target token")
     which = "last decoder layer" if layer == -1 else f"decoder layer {layer}"
-    ax.set_title(f"cross-attention ({which}, mean of heads)", fontsize=9)
+    ax.set_title(f"cross-attention\n({which}, mean of heads)", fontsize=9)
     return _save(fig, Path(out))
