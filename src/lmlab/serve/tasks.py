@@ -54,6 +54,21 @@ def check_text(text: str, what: str, param: str, settings: ServeSettings) -> Non
         )
 
 
+def input_texts(value: str | list[str], settings: ServeSettings) -> list[str]:
+    """A request's ``input`` (one text or a list) as a list, each text checked; 400s name
+    the problem."""
+    texts = [value] if isinstance(value, str) else list(value)
+    if not texts:
+        raise APIError(400, "input must not be empty: send a text or a list of texts",
+                       "invalid_value", "input")  # fmt: skip
+    if len(texts) > MAX_TASK_INPUTS:
+        raise APIError(400, f"at most {MAX_TASK_INPUTS} texts per request; send {len(texts)} "
+                       "in several requests", "invalid_value", "input")  # fmt: skip
+    for i, text in enumerate(texts):
+        check_text(text, "input" if isinstance(value, str) else f"input {i}", "input", settings)
+    return texts
+
+
 async def run_task(fn, served: ServedModel, settings: ServeSettings) -> Any:
     """``fn()`` in a worker thread, one call at a time on ``served``, within the timeout."""
 
@@ -133,16 +148,7 @@ def answers_of(served: ServedModel, question: str, context: str, top: int) -> li
 async def classify(body: ClassifyRequest, request: Request) -> Any:
     reg, settings = request.app.state.registry, request.app.state.settings
     served = reg.get(body.model, kind="classify")
-    texts = [body.input] if isinstance(body.input, str) else list(body.input)
-    if not texts:
-        raise APIError(400, "input must not be empty: send a text or a list of texts",
-                       "invalid_value", "input")  # fmt: skip
-    if len(texts) > MAX_TASK_INPUTS:
-        raise APIError(400, f"at most {MAX_TASK_INPUTS} texts per request; send {len(texts)} "
-                       "in several requests", "invalid_value", "input")  # fmt: skip
-    for i, text in enumerate(texts):
-        check_text(text, "input" if isinstance(body.input, str) else f"input {i}", "input",
-                   settings)  # fmt: skip
+    texts = input_texts(body.input, settings)
     if body.explain and len(texts) > MAX_EXPLAINED:
         raise APIError(400, f"explain takes at most {MAX_EXPLAINED} texts per request",
                        "invalid_value", "explain")  # fmt: skip
@@ -194,16 +200,7 @@ def translate_texts(served: ServedModel, texts: list[str], method: str, beam: in
 async def translate(body: TranslateRequest, request: Request) -> Any:
     reg, settings = request.app.state.registry, request.app.state.settings
     served = reg.get(body.model, kind="translate")
-    texts = [body.input] if isinstance(body.input, str) else list(body.input)
-    if not texts:
-        raise APIError(400, "input must not be empty: send a text or a list of texts",
-                       "invalid_value", "input")  # fmt: skip
-    if len(texts) > MAX_TASK_INPUTS:
-        raise APIError(400, f"at most {MAX_TASK_INPUTS} texts per request; send {len(texts)} "
-                       "in several requests", "invalid_value", "input")  # fmt: skip
-    for i, text in enumerate(texts):
-        check_text(text, "input" if isinstance(body.input, str) else f"input {i}", "input",
-                   settings)  # fmt: skip
+    texts = input_texts(body.input, settings)
     if body.method == "beam" and body.n_best > body.beam:
         raise APIError(400, f"n_best ({body.n_best}) cannot exceed the beam width ({body.beam})",
                        "invalid_value", "n_best")  # fmt: skip
