@@ -109,3 +109,22 @@ def translator(tmp_path_factory) -> Path:
             "--train-beam", "2", "--set", "model.d_ff=64", "--out", str(out)]  # fmt: skip
     assert main(args) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def summarizer(tmp_path_factory) -> Path:
+    """A tiny Chinese summarisation run on 240 LCSTS pairs (skips without the shared data)."""
+    pytest.importorskip("rouge_score")
+    src = shared_file("summarization_zh", "lcsts_part2.src.txt").read_text("utf-8").splitlines()
+    tgt = shared_file("summarization_zh", "lcsts_part2.tgt.txt").read_text("utf-8").splitlines()
+    d = tmp_path_factory.mktemp("summarize-serve")
+    rows = [f"{s.strip()}\t{t.strip()}" for s, t in zip(src[:240], tgt[:240], strict=True)]
+    (d / "slice.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = d / "run"
+    args = ["task", "train", "summarize", "--data", str(d / "slice.tsv"), "--d-model", "32",
+            "--layers", "1", "--heads", "2", "--max-steps", "4", "--eval-every", "4",
+            "--batch-size", "32", "--threads", "1", "--train-beam", "2", "--valid-rouge", "2",
+            "--max-len", "60", "--summary-max-len", "12", "--set", "model.d_ff=64",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    return out

@@ -239,10 +239,10 @@ def test_playground_answer_tab_highlights_the_span(task_page) -> None:
 
 
 @pytest.fixture(scope="module")
-def translate_page(browser, translator):
+def translate_page(browser, translator, summarizer):
     from _serve_helpers import make_server
 
-    srv, _ = make_server({"enzh": translator})
+    srv, _ = make_server({"enzh": translator, "lcsts": summarizer})
     with srv:
         pg, errors = open_page(browser, srv.url + "/", key=API_KEY)
         yield pg, srv.url
@@ -275,3 +275,26 @@ def test_playground_translate_tab_shows_n_best(translate_page) -> None:
             for k, a in enumerate(item["alternatives"])]  # fmt: skip
     assert rows == want
     assert "2 lines" in page.inner_text("#tr-stats")
+
+
+@pytest.mark.slow
+def test_playground_summarize_tab(translate_page) -> None:
+    import httpx
+
+    page, url = translate_page
+    page.select_option("#model", "lcsts")
+    assert page.is_visible("#panel-summarize") and page.is_disabled("#tab-translate")
+    assert "summarisation, zh" in page.inner_text("#model-info")
+    texts = ["今天北京的天气很好，很多人去公园散步。", "这家公司发布了新的手机。"]
+    page.fill("#sum-input", "\n\n".join(texts))
+    page.fill("#sum-beam", "2")
+    page.click("#sum-go")
+    page.wait_for_selector("#sum-results tr >> nth=1")
+    rows = page.eval_on_selector_all(
+        "#sum-results tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    api = httpx.post(url + "/v1/summarize", headers={"Authorization": f"Bearer {API_KEY}"},
+                     json={"model": "lcsts", "input": texts, "beam": 2}).json()["data"]  # fmt: skip
+    assert rows == [[t, item["text"], f"{item['score']:.3f}"]
+                    for t, item in zip(texts, api, strict=True)]  # fmt: skip
+    assert "2 texts" in page.inner_text("#sum-stats")

@@ -2,8 +2,8 @@
 
 ``--run`` takes a run directory (``config.toml`` + ``model.safetensors``), a task run from
 ``lmlab task train`` (its ``config.toml`` has a ``[task]`` section: a classifier, a
-question answerer or a translator, served on ``/v1/classify``, ``/v1/qa`` or
-``/v1/translate``), a word-vector file from
+question answerer, a translator or a summariser, served on ``/v1/classify``, ``/v1/qa``,
+``/v1/translate`` or ``/v1/summarize``), a word-vector file from
 ``lmlab embed train`` (``.txt``, ``.vec``, ``.bin``, ``.safetensors``) or a folder holding
 one; ``NAME=PATH`` names it, else the folder or file name is its id.
 """
@@ -22,10 +22,11 @@ from lmlab.serve.chat_template import ChatTemplate, load_chat_template
 
 VECTOR_SUFFIXES = (".txt", ".vec", ".bin", ".safetensors")
 # task kinds the server answers, and the route of each
-TASK_ROUTES = {"classify": "/v1/classify", "qa": "/v1/qa", "translate": "/v1/translate"}
+TASK_ROUTES = {"classify": "/v1/classify", "qa": "/v1/qa", "translate": "/v1/translate",
+               "summarize": "/v1/summarize"}  # fmt: skip
 KIND_NAMES = {"lm": "a language model", "embeddings": "a word-vectors model",
               "classify": "a classification run", "qa": "a question-answering run",
-              "translate": "a translation run"}  # fmt: skip
+              "translate": "a translation run", "summarize": "a summarisation run"}  # fmt: skip
 
 
 @dataclass
@@ -88,7 +89,10 @@ class ServedModel:
         }
         if self.kind == "translate":
             card["direction"] = self.task.direction
-            card["context_length"] = self.task.model.context_length
+        if self.kind in ("translate", "summarize"):
+            card["context_length"] = self.task.source_limit
+        if self.kind == "summarize":
+            card["language"] = self.task.lang
         if self.kind == "classify":
             card["labels"] = list(self.task.labels)
             card["max_len"] = getattr(self.task, "max_len", None)
@@ -251,9 +255,7 @@ def wrong_kind(m: ServedModel, wanted: str) -> str:
     """Why model ``m`` cannot answer a request for kind ``wanted``, and where it can."""
     where = {"lm": "/v1/completions and /v1/chat/completions",
              "embeddings": "/v1/embeddings and /v1/neighbors"}.get(m.kind, TASK_ROUTES.get(m.kind))  # fmt: skip
-    need = {"lm": "a language model", "embeddings": "a word-vectors model",
-            "classify": "a classification run (lmlab task train classify)",
-            "qa": "a question-answering run (lmlab task train qa)"}[wanted]  # fmt: skip
+    need = KIND_NAMES[wanted] + (f" (lmlab task train {wanted})" if wanted in TASK_ROUTES else "")
     return f"model {m.name!r} is {KIND_NAMES[m.kind]} (use {where}); this route needs {need}"
 
 

@@ -149,6 +149,19 @@ class TranslateRequest(_Strict):
                         "(at most the beam width)")  # fmt: skip
 
 
+class SummarizeRequest(_Strict):
+    """lmlab: summarise texts with a summarisation run (``lmlab task train summarize``)."""
+
+    model: str | None = Field(None, description="a served summarisation run (default: the first)")
+    input: str | list[str] = Field(
+        ..., description=f"one text or up to {MAX_TASK_INPUTS} texts, none of them empty"
+    )
+    method: Literal["beam", "greedy"] = Field("beam", description="beam search or greedy")
+    beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam width (method beam)")
+    n_best: int = Field(1, ge=1, le=MAX_BEAM, description="summaries per text, best first "
+                        "(at most the beam width)")  # fmt: skip
+
+
 # ---- responses -------------------------------------------------------------------------
 class Usage(BaseModel):
     prompt_tokens: int
@@ -172,8 +185,9 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "lmlab"
-    kind: Literal["lm", "embeddings", "classify", "qa", "translate"] = Field(
-        description="lmlab: language model, word vectors, classification, QA or translation run"
+    kind: Literal["lm", "embeddings", "classify", "qa", "translate", "summarize"] = Field(
+        description="lmlab: language model, word vectors, classification, QA, translation or "
+        "summarisation run"
     )
     family: str | None = None
     context_length: int | None = None
@@ -185,6 +199,7 @@ class ModelCard(BaseModel):
     max_len: int | None = Field(None, description="lmlab: tokens a classifier reads per text")
     route: str | None = Field(None, description="lmlab: the endpoint a task run answers on")
     direction: str | None = Field(None, description="lmlab: a translator's SRC-TGT languages")
+    language: str | None = Field(None, description="lmlab: a summariser's language")
 
 
 class ModelList(BaseModel):
@@ -280,6 +295,15 @@ class TranslateResponse(BaseModel):
     model: str
     direction: str
     data: list[Translation]
+    usage: Usage
+
+
+class SummarizeResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    language: str
+    data: list[Translation] = Field(description="per text: the best summary, its score and the "
+                                    "n-best list, as for translations")  # fmt: skip
     usage: Usage
 
 

@@ -1,5 +1,5 @@
-"""lmlab's task endpoints beside the OpenAI ones: ``POST /v1/classify``, ``POST /v1/qa``
-and ``POST /v1/translate``.
+"""lmlab's task endpoints beside the OpenAI ones: ``POST /v1/classify``, ``POST /v1/qa``,
+``POST /v1/translate`` and ``POST /v1/summarize``.
 
 A classification run (``lmlab task train classify``) answers ``/v1/classify`` with every
 label's probability per text, the shape ``lmlab task predict --json`` prints, and can score
@@ -7,7 +7,8 @@ each token for the predicted label (``explain``). A question-answering run (``lm
 train qa``) answers ``/v1/qa`` with answer spans of the context: their text, character
 offsets and score. A translation run (``lmlab task train translate``) answers
 ``/v1/translate`` with each text's best translations by beam search or greedy decoding,
-batched as ``lmlab translate`` does. The task run is called in a worker thread, one call at a time per run;
+batched as ``lmlab translate`` does; a summarisation run (``lmlab task train summarize``)
+answers ``/v1/summarize`` the same way. The task run is called in a worker thread, one call at a time per run;
 bad requests (the wrong kind of run, empty or over-long text, missing fields) get a 4xx in
 OpenAI's error shape.
 """
@@ -33,6 +34,8 @@ from lmlab.serve.schemas import (
     ClassifyResponse,
     QARequest,
     QAResponse,
+    SummarizeRequest,
+    SummarizeResponse,
     TranslateRequest,
     TranslateResponse,
 )
@@ -168,31 +171,48 @@ async def qa(body: QARequest, request: Request) -> Any:
     return {"object": "qa.answers", "model": served.name, "answers": answers}
 
 
-def translate_texts(served: ServedModel, texts: list[str], method: str, beam: int,
-                    n_best: int) -> dict[str, Any]:  # fmt: skip
-    """The translation run's ``n_best`` translations of each text, with token counts."""
+def seq2seq_texts(served: ServedModel, texts: list[str], method: str, beam: int,
+                  n_best: int) -> dict[str, Any]:  # fmt: skip
+    """A translation or summarisation run's ``n_best`` outputs for each text (beam search or
+    greedy), with token counts; summaries are capped at the run's summary length."""
     import warnings
 
     run = served.task
-    limit = run.model.context_length
-    lengths = [len(i) for i in run.src_tok.encode_batch(texts)]
+    limit = run.source_limit
+    lengths = run.source_lengths(texts)
+    cap = {"max_len": run.summary_limit} if served.kind == "summarize" else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncation is reported per text below
         found = run.translate(texts, method=method, beam=beam,
-                              n_best=n_best if method == "beam" else 1)  # fmt: skip
+                              n_best=n_best if method == "beam" else 1, **cap)  # fmt: skip
     data, out_tokens = [], 0
     for i, (hyps, n) in enumerate(zip(found, lengths, strict=True)):
         if not hyps or not all(math.isfinite(float(s)) for _, s in hyps):
-            raise APIError(400, f"model {served.name!r} gave no translation for input {i}",
+            raise APIError(400, f"model {served.name!r} gave no output for input {i}",
                            "model_error", "input")  # fmt: skip
         out_tokens += len(run.tgt_tok.encode(hyps[0][0]))
         data.append({"index": i, "text": hyps[0][0], "score": float(hyps[0][1]),
                      "alternatives": [{"text": t, "score": float(s)} for t, s in hyps],
                      "num_tokens": n, "truncated": n > limit})  # fmt: skip
     read = sum(min(n, limit) for n in lengths)
-    return {"object": "list", "model": served.name, "direction": run.direction, "data": data,
+    body = {"object": "list", "model": served.name, "data": data,
             "usage": {"prompt_tokens": read, "completion_tokens": out_tokens,
                       "total_tokens": read + out_tokens}}  # fmt: skip
+    if served.kind == "translate":
+        body["direction"] = run.direction
+    else:
+        body["language"] = run.lang
+    return body
+
+
+def check_decoding(method: str, beam: int, n_best: int) -> None:
+    """400s for an n-best list the decoding cannot give."""
+    if method == "beam" and n_best > beam:
+        raise APIError(400, f"n_best ({n_best}) cannot exceed the beam width ({beam})",
+                       "invalid_value", "n_best")  # fmt: skip
+    if method == "greedy" and n_best > 1:
+        raise APIError(400, "greedy decoding gives one output; use method beam for n_best",
+                       "invalid_value", "n_best")  # fmt: skip
 
 
 @router.post("/v1/translate", response_model=TranslateResponse, responses=ERRORS,
@@ -201,13 +221,21 @@ async def translate(body: TranslateRequest, request: Request) -> Any:
     reg, settings = request.app.state.registry, request.app.state.settings
     served = reg.get(body.model, kind="translate")
     texts = input_texts(body.input, settings)
-    if body.method == "beam" and body.n_best > body.beam:
-        raise APIError(400, f"n_best ({body.n_best}) cannot exceed the beam width ({body.beam})",
-                       "invalid_value", "n_best")  # fmt: skip
-    if body.method == "greedy" and body.n_best > 1:
-        raise APIError(400, "greedy decoding gives one translation; use method beam for n_best",
-                       "invalid_value", "n_best")  # fmt: skip
+    check_decoding(body.method, body.beam, body.n_best)
     return await run_task(
-        lambda: translate_texts(served, texts, body.method, body.beam, body.n_best),
+        lambda: seq2seq_texts(served, texts, body.method, body.beam, body.n_best),
+        served, settings,
+    )  # fmt: skip
+
+
+@router.post("/v1/summarize", response_model=SummarizeResponse, responses=ERRORS,
+             summary="lmlab: summarise texts with a summarisation run")  # fmt: skip
+async def summarize(body: SummarizeRequest, request: Request) -> Any:
+    reg, settings = request.app.state.registry, request.app.state.settings
+    served = reg.get(body.model, kind="summarize")
+    texts = input_texts(body.input, settings)
+    check_decoding(body.method, body.beam, body.n_best)
+    return await run_task(
+        lambda: seq2seq_texts(served, texts, body.method, body.beam, body.n_best),
         served, settings,
     )  # fmt: skip

@@ -80,10 +80,10 @@ async function loadModels() {
 }
 
 const KIND_LABELS = { embeddings: "word vectors", classify: "classifier", qa: "question answering",
-                      translate: "translation" };
+                      translate: "translation", summarize: "summarisation" };
 // the tabs each kind of model can use; the first is where a model change lands
 const KIND_TABS = { lm: ["complete", "chat"], embeddings: ["explore"], classify: ["classify"], qa: ["qa"],
-                    translate: ["translate"] };
+                    translate: ["translate"], summarize: ["summarize"] };
 
 function currentModel() {
   return state.models.find((m) => m.id === $("model").value);
@@ -98,6 +98,7 @@ function onModelChange() {
   else if (m.kind === "classify") info = `${m.family} classifier, ${params}; labels: ${m.labels.join(", ")}`;
   else if (m.kind === "qa") info = `question answering (${m.family}), ${params}`;
   else if (m.kind === "translate") info = `translation ${m.direction} (${m.family}), ${params}, sources up to ${m.context_length} tokens`;
+  else if (m.kind === "summarize") info = `summarisation, ${m.language} (${m.family}), ${params}, texts up to ${m.context_length} tokens`;
   else info = `${m.family}, ${params}, context ${m.context_length ?? "unbounded"}, at most ${m.max_tokens} new tokens`;
   $("model-info").textContent = info;
   if (m.kind === "lm" && m.max_tokens) {  // the server refuses more than its cap: stay within it
@@ -421,30 +422,38 @@ async function answerQuestion() {
   });
 }
 
-// each line's translations, best first, with the model's length-normalised log-probability
-async function translateText() {
+// each text's translations or summaries, best first, with the model's length-normalised
+// log-probability: lines of the Translate tab, blank-line-separated texts of the Summarize tab
+const SEQ2SEQ = {
+  translate: { prefix: "tr", route: "/v1/translate", what: "a translation run", split: (t) => t.split("\n") },
+  summarize: { prefix: "sum", route: "/v1/summarize", what: "a summarisation run", split: (t) => t.split(/\n\s*\n/) },
+};
+
+async function seq2seq(kind) {
+  const { prefix, route, what, split } = SEQ2SEQ[kind];
   const m = currentModel();
-  const tbody = $("tr-results").tBodies[0];
+  const tbody = $(`${prefix}-results`).tBodies[0];
   tbody.innerHTML = "";
-  if (!m || m.kind !== "translate") { setStatus("choose a translation run first", true); return; }
-  const lines = $("tr-input").value.split("\n").filter((l) => l.trim());
-  if (!lines.length) { setStatus("type a sentence to translate", true); return; }
-  const body = { model: m.id, input: lines, beam: num("tr-beam") || 1, n_best: num("tr-nbest") || 1 };
+  if (!m || m.kind !== kind) { setStatus(`choose ${what} first`, true); return; }
+  const texts = split($(`${prefix}-input`).value).map((t) => t.trim()).filter((t) => t);
+  if (!texts.length) { setStatus("type a text first", true); return; }
+  const body = { model: m.id, input: texts, beam: num(`${prefix}-beam`) || 1, n_best: num(`${prefix}-nbest`) || 1 };
   const t0 = performance.now();
-  await busy($("tr-go"), async () => {
-    const out = await postJSON("/v1/translate", body);
+  await busy($(`${prefix}-go`), async () => {
+    const out = await postJSON(route, body);
     out.data.forEach((item) => {
       item.alternatives.forEach((a, k) => {
         const tr = tbody.insertRow();
         if (k === 0) tr.className = "best";
-        tr.insertCell().textContent = k === 0 ? lines[item.index] + (item.truncated ? " (cut to fit)" : "") : "";
+        tr.insertCell().textContent = k === 0 ? texts[item.index] + (item.truncated ? " (cut to fit)" : "") : "";
         tr.insertCell().textContent = a.text;
         const sc = tr.insertCell();
         sc.className = "pct";
         sc.textContent = a.score.toFixed(3);
       });
     });
-    $("tr-stats").textContent = `${out.data.length} line${out.data.length === 1 ? "" : "s"}, ` +
+    const n = out.data.length, unit = kind === "translate" ? "line" : "text";
+    $(`${prefix}-stats`).textContent = `${n} ${unit}${n === 1 ? "" : "s"}, ` +
       `${out.usage.completion_tokens} tokens out, ${((performance.now() - t0) / 1000).toFixed(2)} s`;
   });
 }
@@ -527,10 +536,13 @@ function init() {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) classifyText();
   });
   $("qa-go").addEventListener("click", answerQuestion);
-  $("tr-go").addEventListener("click", translateText);
-  $("tr-input").addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) translateText();
-  });
+  for (const kind of Object.keys(SEQ2SEQ)) {
+    const p = SEQ2SEQ[kind].prefix;
+    $(`${p}-go`).addEventListener("click", () => seq2seq(kind));
+    $(`${p}-input`).addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) seq2seq(kind);
+    });
+  }
   $("qa-question").addEventListener("keydown", (e) => { if (e.key === "Enter") answerQuestion(); });
   const colour = localStorage.getItem("lmlab-colour-tokens") !== "0";
   $("colour_tokens").checked = colour;

@@ -77,12 +77,22 @@ class SummarizationRun(TranslationRun):
     def train_config(self) -> dict[str, Any]:
         return self.config.get("train", {})
 
+    @property
+    def source_limit(self) -> int:
+        """Tokens of a text the model reads (``train.max_len``, within its context)."""
+        return min(int(self.train_config.get("max_len", 160)), self.model.context_length)
+
+    @property
+    def summary_limit(self) -> int:
+        """Tokens a summary may take, its end token included."""
+        return int(self.train_config.get("summary_max_len", 48)) + 1
+
     def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each text, cut to the run's text length (``train.max_len``) with a
         counted warning."""
         from lmlab.tasks.translate.data import normalise
 
-        limit = min(int(self.train_config.get("max_len", 160)), self.model.context_length)
+        limit = self.source_limit
         ids = [np.asarray(self.src_tok.encode(normalise(t, self.lang)), dtype=np.int64)
                for t in texts]  # fmt: skip
         cut = sum(len(i) > limit for i in ids)
@@ -99,9 +109,8 @@ class SummarizationRun(TranslationRun):
         default)."""
         beam = int(self.train_config.get("beam", 5)) if beam is None else beam
         alpha = float(self.train_config.get("alpha", 1.0)) if alpha is None else alpha
-        max_len = int(self.train_config.get("summary_max_len", 48)) + 1
         out = self.translate(texts, method, beam, alpha, batch_size=batch_size,
-                             progress=progress, max_len=max_len)  # fmt: skip
+                             progress=progress, max_len=self.summary_limit)  # fmt: skip
         return [h[0][0] for h in out]
 
     def evaluate(self, docs: Docs, method: str = "beam", beam: int | None = None,

@@ -75,12 +75,23 @@ class TranslationRun:
     def eos(self) -> int:
         return self.tgt_tok.special_tokens[EOS]
 
+    @property
+    def source_limit(self) -> int:
+        """Tokens of a source the model reads; a longer source is cut to this many."""
+        return self.model.context_length
+
+    def source_lengths(self, texts: list[str]) -> list[int]:
+        """Each text's length in source tokens as the model would read it, before any cut."""
+        from lmlab.tasks.translate.data import normalise
+
+        return [len(self.src_tok.encode(normalise(t, self.src_lang))) for t in texts]
+
     def encode_sources(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each (normalised) source, cut to the model's context with a counted
         warning."""
         from lmlab.tasks.translate.data import normalise
 
-        limit = self.model.context_length
+        limit = self.source_limit
         ids = [np.asarray(i, dtype=np.int64) for i in
                self.src_tok.encode_batch([normalise(t, self.src_lang) for t in texts])]  # fmt: skip
         cut = sum(len(i) > limit for i in ids)
