@@ -30,7 +30,7 @@ def tiny(tmp_path_factory):
 
 def config(d, **init):
     return {
-        "task": {"kind": "chat", "max_len": 192,
+        "task": {"kind": "chat", "max_len": 128,
                  "data": {"train": str(d / "train.jsonl"), "validation": str(d / "val.jsonl")}},
         "init": {"source": str(d / "base"), **init},
         "train": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "warmup": 4, "eval_every": 12,

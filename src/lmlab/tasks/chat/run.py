@@ -155,6 +155,8 @@ def train_run(
     for note in data.notes:
         log(note)
     base, template, model, init, lora = _model_from_base(init)
+    if "max_len" not in config.get("task", {}):  # the default, within the base's context
+        task["max_len"] = min(int(task["max_len"]), base.config.context_length)
     if int(task["max_len"]) > base.config.context_length:
         raise LmlabError(f"--max-len {task['max_len']} exceeds the context length of "
                          f"{init['source']} ({base.config.context_length})")  # fmt: skip
