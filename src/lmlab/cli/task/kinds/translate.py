@@ -153,7 +153,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--length-penalty", type=float, default=None,
                    help="GNMT length penalty alpha (the run's, 1.0)")  # fmt: skip
     g.add_argument("--wmt", help="score zh->en on a translation_wmt/*.csv news test file")
-    g.add_argument("--limit", type=int, help="score only the first N sources")
+    g.add_argument("--limit", type=int, help="score only N examples (translation and "
+                   "summarisation: the first N sources; chat: a seeded sample of N)")  # fmt: skip
     g.add_argument("--hyp-out", help="write the translations to this file, one per line")
 
 
