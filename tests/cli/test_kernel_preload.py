@@ -42,3 +42,25 @@ def test_missing_run_pretrained_names_and_switch_off(tmp_path: Path, monkeypatch
     assert start_kernel_preload("builtin:smollm2") is False
     monkeypatch.setenv("LMLAB_FAST_DECODE", "0")
     assert start_kernel_preload(_run(tmp_path, FLOAT)) is False
+
+
+def test_the_preload_loads_the_kernel_without_importing_pytorch(tmp_path: Path) -> None:
+    """It runs beside the command's own import of PyTorch, not after it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from lmlab.cli._kernel_preload import start_kernel_preload\n"
+        f"assert start_kernel_preload({str(_run(tmp_path, FLOAT))!r})\n"
+        "[t.join() for t in threading.enumerate() if t.name == 'lmlab-kernel-preload']\n"
+        "from lmlab.generate._fastdecode_kernels import WARM\n"
+        "print('torch' in sys.modules, sorted(WARM))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "LMLAB_FAST_DECODE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300, check=True)  # fmt: skip
+    assert (
+        out.stdout.split("\n")[0] == "False [('float32', 'float32', 'float32', 'float32', "
+        "'float32', 'float32')]"
+    ), out.stdout + out.stderr

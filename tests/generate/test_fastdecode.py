@@ -163,6 +163,35 @@ def test_auto_mode_decodes_with_torch_until_the_kernel_is_loaded_then_switches(t
     assert fast.ready and kernel_ready()
 
 
+def test_a_short_prompt_is_prefilled_by_the_loaded_kernel(tok, monkeypatch) -> None:
+    """Up to FAST_PREFILL_TOKENS prompt tokens skip PyTorch's forward (whose first call in a
+    process costs many decoding steps); the tokens are the PyTorch path's."""
+    from lmlab.generate import engine
+    from lmlab.generate.fastdecode import FastDecoder
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(
+        vocab_size=tok.vocab_size, context_length=CTX, n_layer=2, n_head=4, d_model=32
+    )
+    m = Transformer(cfg)
+    params = SamplingParams(max_new_tokens=12, temperature=0)
+    off = generate(m, tok, "th", params, fast_decode=False)
+    seen = []
+    prefill = FastDecoder.prefill
+    monkeypatch.setattr(FastDecoder, "prefill", lambda self, ids, st: seen.append(ids.shape)
+                        or prefill(self, ids, st))  # fmt: skip
+    fast = fast_decoder(m)
+    fast.step(torch.tensor([1]), fast.new_state(1))  # the kernel is loaded
+    on = generate(m, tok, "th", params)
+    assert on[0].token_ids == off[0].token_ids
+    assert seen == [torch.Size([1, len(tok.encode("th"))])]
+    long = "the quick brown fox"
+    assert len(tok.encode(long)) > engine.FAST_PREFILL_TOKENS
+    assert generate(m, tok, long, params)[0].token_ids == generate(
+        m, tok, long, params, fast_decode=False)[0].token_ids  # fmt: skip
+    assert len(seen) == 1  # a long prompt: one PyTorch forward
+
+
 def test_streamed_logprobs_agree_with_the_torch_path(tok) -> None:
     torch.manual_seed(0)
     cfg = TransformerConfig(

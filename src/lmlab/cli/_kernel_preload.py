@@ -36,9 +36,9 @@ def start_kernel_preload(run: str | os.PathLike[str] | None) -> bool:
 
 
 def _load() -> None:
-    try:
-        from lmlab.generate.fastdecode import kernel_ready
+    try:  # numba and the kernel only: PyTorch, imported by the command meanwhile, is not needed
+        from lmlab.generate._fastdecode_kernels import warm_up
 
-        kernel_ready("float32")
+        warm_up(("float32",) * 6)
     except Exception:  # noqa: BLE001 - the engine reports real failures when it needs the kernel
         pass

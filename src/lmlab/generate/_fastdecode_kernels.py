@@ -543,3 +543,24 @@ def decode_step(
         _norm(x[keep[i]], lnf_w, lnf_b, eps, llama, hk[i])
     _mm(hk, head_w, head_d, head_m, np.zeros(out.shape[1], np.float32), out)
     return 0
+
+
+# Kinds of weights (the embedding's, then each matrix's) whose specialisation is loaded.
+WARM: set[tuple[str, ...]] = set()
+
+
+def warm_up(key: tuple[str, ...]) -> None:
+    """Call :func:`decode_step` once on empty inputs of ``key``'s types: compiles it, or
+    loads it from numba's cache. Needs no PyTorch, so a command can start it first thing."""
+    from lmlab.generate._kernel_types import DENSE, dummy_matrix
+
+    i64 = np.zeros(0, np.int64)
+    m1, m2 = np.zeros(1, np.float32), np.zeros((1, 1), np.float32)
+    emb = np.zeros((1, 1), DENSE[key[0]])
+    qkv, proj, fc, fc2 = (dummy_matrix(k, 1) for k in key[1:5])
+    head = dummy_matrix(key[5], None)
+    kv = np.zeros((1, 1, 1, 1, 1), np.float32)
+    cfg = np.ones(7, np.int64)
+    decode_step(i64, i64, i64, i64, emb, m2, m2, m2, *qkv, m2, *proj, m2, m2, m2, *fc, m2, *fc2,
+                m2, m1, m1, *head, m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
+    WARM.add(tuple(key))

@@ -20,6 +20,11 @@ from lmlab.generate.sampling import SamplingParams, choose
 from lmlab.models import LanguageModel
 from lmlab.tokenize import Tokenizer
 
+# Prompts of up to this many tokens (over all rows) are prefilled by the decoding kernel
+# once it is loaded: a few of its steps cost less than one PyTorch forward, whose first call
+# in a process costs 10x its later ones. Longer prompts prefill in one batched forward.
+FAST_PREFILL_TOKENS = 4
+
 
 class PromptCroppedWarning(UserWarning):
     """The prompt was longer than the model's context and lost its beginning."""
@@ -212,7 +217,10 @@ def generate_stream(
         seen.scatter_(1, prompt_t, True)
     fast = fast_decoder(model, fast_decode, rows=n)
     state = fast.new_state(n) if fast else model.new_state(n, device)
-    logits = model(prompt_t, state)[:, -1]
+    if fast and fast.ready and n * len(ids) <= FAST_PREFILL_TOKENS:
+        logits = fast.prefill(prompt_t, state)  # a short prompt: skip PyTorch's first call
+    else:
+        logits = model(prompt_t, state)[:, -1]
     texts = [sample_text(tokenizer, params, ids) for _ in range(n)]
     done = [params.max_new_tokens == 0] * n
     for i in range(n) if params.max_new_tokens == 0 else ():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -40,6 +41,7 @@ import torch
 from torch.nn.modules import module as _module
 
 from lmlab.errors import LmlabError
+from lmlab.generate._kernel_types import dummy_matrix as _dummy_matrix
 from lmlab.generate.gguf_blocks import tiles_of_rows
 from lmlab.models.transformer import KVCache, Transformer, TransformerConfig
 
@@ -56,24 +58,7 @@ _GGUF: weakref.WeakKeyDictionary[Transformer, tuple[Path, tuple | None]] = (
 MATRICES = ("qkv", "proj", "fc", "fc2", "head")
 # How each kind of matrix is stored: dense float32, dense bfloat16 (its bits), 4-bit and
 # 8-bit blocks. The token embedding is float32 or bfloat16.
-_DENSE = {"float32": np.float32, "bfloat16": np.uint16}
 _TORCH_TYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
-
-
-def _dummy_matrix(kind: str, layers: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Empty ``(w, d, m)`` of a matrix kind (stacked over ``layers`` unless None)."""
-    lead = () if layers is None else (layers,)
-    if kind in _DENSE:
-        w = np.zeros((*lead, 1, 1, 1), _DENSE[kind])
-    elif kind == "I8":  # per-channel int8: (n_tiles, in, T), scales (n_tiles, T)
-        dm = np.zeros((*lead, 1, 1), np.uint16)
-        return np.zeros((*lead, 1, 1, 1), np.int8), dm, dm
-    else:
-        w = np.zeros(
-            (*lead, 1, 1, 16 if kind == "Q4" else 32, 1), np.uint8 if kind == "Q4" else np.int8
-        )
-    dm = np.zeros((*lead, 1, 1, 1), np.uint16)
-    return w, dm, dm
 
 
 class _KernelLoader:
@@ -91,17 +76,24 @@ class _KernelLoader:
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._load, name="lmlab-fastdecode-" + "-".join(self.key), daemon=True
-                )
-                self._thread.start()
+            if self._thread is not None:
+                return
+            kernels = sys.modules.get("lmlab.generate._fastdecode_kernels")
+            if kernels is not None and self.key in kernels.WARM:
+                self._thread = threading.current_thread()  # loaded already (the preload)
+                self.kernel = kernels.decode_step
+                self._done.set()
+                return
+            self._thread = threading.Thread(
+                target=self._load, name="lmlab-fastdecode-" + "-".join(self.key), daemon=True
+            )
+            self._thread.start()
 
     def _load(self) -> None:
         try:
-            from lmlab.generate._fastdecode_kernels import decode_step
+            from lmlab.generate._fastdecode_kernels import decode_step, warm_up
 
-            _warm_up(decode_step, self.key)
+            warm_up(self.key)
             self.kernel = decode_step
         except Exception as e:  # noqa: BLE001 - reported by wait(); the engine falls back
             self.error = e
@@ -125,19 +117,6 @@ class _KernelLoader:
                 f"set {ENV}=0 to decode with PyTorch only"
             )
         return self.kernel
-
-
-def _warm_up(kernel, key: tuple[str, ...]) -> None:
-    """Call the kernel once on empty inputs of the real types: compiles or loads it."""
-    i64 = np.zeros(0, np.int64)
-    m1, m2 = np.zeros(1, np.float32), np.zeros((1, 1), np.float32)
-    emb = np.zeros((1, 1), _DENSE[key[0]])
-    qkv, proj, fc, fc2 = (_dummy_matrix(k, 1) for k in key[1:5])
-    head = _dummy_matrix(key[5], None)
-    kv = np.zeros((1, 1, 1, 1, 1), np.float32)
-    cfg = np.ones(7, np.int64)
-    kernel(i64, i64, i64, i64, emb, m2, m2, m2, *qkv, m2, *proj, m2, m2, m2, *fc, m2, *fc2, m2,
-           m1, m1, *head, m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
 
 
 _LOADERS: dict[tuple[str, ...], _KernelLoader] = {}
@@ -218,9 +197,8 @@ def _dense_dtype(model: Transformer) -> torch.dtype:
 
 
 def _quantised(module: object) -> bool:
-    from lmlab.quantize.modules import _QuantMatrix
-
-    return isinstance(module, _QuantMatrix)
+    quant = sys.modules.get("lmlab.quantize.modules")  # not imported: nothing is quantised
+    return quant is not None and isinstance(module, quant._QuantMatrix)
 
 
 def _quant_matrix(model: Transformer, mods: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
