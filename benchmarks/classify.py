@@ -214,17 +214,20 @@ def pretrained_vectors(lang: str, threads: int) -> tuple[Path, float]:
 
 
 def lmlab_model(name: str, model: str, threads: int, vectors: Path | None) -> dict:
+    """``textcnn``, ``textcnn+vec`` (pretrained vectors), ``textcnn@word`` (another tokenizer
+    than the data set's usual one: ``word`` cuts Chinese with jieba)."""
     recipe = RECIPES[name]
+    model, _, kind = model.partition("@")
     family = model.split("+")[0]
     cfg = {
         "task": {"data": {"builtin": name}},
-        "tokenizer": dict(recipe["tokenizer"]),
+        "tokenizer": {"kind": kind} if kind else dict(recipe["tokenizer"]),
         "model": {"family": family, **FAMILY[family]},
         "train": {**recipe["train"], "threads": threads, "time_limit": TIME_LIMIT},
     }
     if vectors is not None:
         cfg["task"]["embeddings"] = {"path": str(vectors), "freeze": False}
-    out = OUT / f"{name}-{model}"
+    out = OUT / f"{name}-{model}" if not kind else OUT / f"{name}-{model}-{kind}"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # texts cut to max_len: counted in the log line
         run, reports = train_run(cfg, out, overwrite=True, progress=False, log=lambda s: None)
@@ -244,13 +247,17 @@ def _shots(model: str) -> dict[str, int]:
 
 def pretrained_model(name: str, model: str, threads: int) -> dict:
     """``lm`` (LoRA fine-tuning) or ``promptK`` (K demonstrations) on SmolLM2."""
-    if model.startswith("lm"):  # lm, lm:N (N training texts), lm:N:wK (and only texts of K+ words)
+    # lm, lm:N (N training texts), lm:N:wK (and only texts of K+ words), lm:N:tS (S seconds)
+    if model.startswith("lm"):
         recipe = dict(LM_RECIPES[name])
         if ":" in model:
             n, *extra = model.split(":")[1:]
             recipe.update(max_train=int(n), eval_every=max(recipe["eval_every"], int(n) // 32 // 6))
             for x in extra:
-                recipe["min_words"] = int(x.removeprefix("w"))
+                if x.startswith("t"):
+                    recipe["time_limit"] = int(x[1:])
+                else:
+                    recipe["min_words"] = int(x.removeprefix("w"))
         cfg = {"task": {"data": {"builtin": name}, "base": BASE},
                "model": {"family": "lm", "lora": dict(LORA)},
                "train": {**recipe, "threads": threads}}  # fmt: skip
@@ -329,7 +336,7 @@ def _row_cells(name: str, model: str, r: dict, vec_seconds: float | None) -> lis
     rep = r["report"]
     ci = rep.intervals["accuracy"]
     secs = f"{r['seconds']:.0f}"
-    if model.endswith("+vec") and vec_seconds is not None:
+    if "+vec" in model and vec_seconds is not None:
         secs = f"{vec_seconds:.0f} + {r['seconds']:.0f}"
     label = {"tfidf": "TF-IDF + LR (scikit-learn)"}.get(
         model,
@@ -359,10 +366,24 @@ def _old_rows() -> dict[str, dict]:
         if len(cells) < 7 or cells[0] in ("data set", "") or set(cells[0]) <= {"-"}:
             continue
         model = "tfidf" if cells[1].startswith("TF-IDF") else cells[1].removeprefix("lmlab ")
+        if model.startswith("lm ("):  # one row per recipe: lm:N[:wK], as the command named it
+            n = re.search(r"([\d,]+) training texts( of (\d+)\+ words)?", cells[6])
+            model = (
+                "lm"
+                if n is None
+                else f"lm:{n.group(1).replace(',', '')}" + (f":w{n.group(3)}" if n.group(3) else "")
+            )
+        model = model.replace("prompt k=", "prompt")
         acc = float(cells[2].split("%")[0]) / 100
+        stamp = re.match(r"(.+ UTC) \(([\d.]+)\)", cells[7]) if len(cells) > 7 else None
+        measured, load = (
+            (stamp.group(1), float(stamp.group(2)))
+            if stamp
+            else ((when.group(1), float(when.group(2))) if when else ("?", None))
+        )
         out[f"{cells[0]}|{model}"] = {"dataset": cells[0], "model": model, "cells": cells[:7],
-                                       "accuracy": acc, "measured": when.group(1) if when else "?",
-                                       "load": float(when.group(2)) if when else None}  # fmt: skip
+                                       "accuracy": acc, "measured": measured,
+                                       "load": load}  # fmt: skip
     return out
 
 
@@ -457,7 +478,7 @@ def main() -> int:
                 r = pretrained_model(name, model, args.threads)
             else:
                 vectors = None
-                if model.endswith("+vec"):
+                if "+vec" in model:
                     vectors, vec_seconds = pretrained_vectors(data.language, args.threads)
                 r = lmlab_model(name, model, args.threads, vectors)
             results[(name, model)] = r
