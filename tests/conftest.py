@@ -47,16 +47,3 @@ def local_http(tmp_path: Path):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", www
     httpd.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def _lmlab_threads_end_with_their_test():
-    """A test that starts lmlab's background work (the decoding kernel's loader) waits for
-    it before its captured stdout/stderr close: a daemon thread that outlives its test and
-    then writes to the closed capture crashes the whole run ("lost sys.stderr")."""
-    yield
-    import threading
-
-    for t in threading.enumerate():
-        if t.name.startswith(("lmlab-kernel-preload", "lmlab-fastdecode-")) and t.is_alive():
-            t.join(timeout=120)
