@@ -215,19 +215,28 @@ def pretrained_vectors(lang: str, threads: int) -> tuple[Path, float]:
 
 def lmlab_model(name: str, model: str, threads: int, vectors: Path | None) -> dict:
     """``textcnn``, ``textcnn+vec`` (pretrained vectors), ``textcnn@word`` (another tokenizer
-    than the data set's usual one: ``word`` cuts Chinese with jieba)."""
+    than the data set's usual one: ``word`` cuts Chinese with jieba), ``textcnn+vec:w123:f256``
+    (TextCNN's filter widths 1, 2, 3 and 256 filters of each)."""
     recipe = RECIPES[name]
     model, _, kind = model.partition("@")
-    family = model.split("+")[0]
+    family = model.split("+")[0].split(":")[0]
+    settings = dict(FAMILY[family])
+    for opt in model.split(":")[1:]:
+        if opt.startswith("w"):
+            settings["widths"] = [int(c) for c in opt[1:]]
+        elif opt.startswith("f"):
+            settings["filters"] = int(opt[1:])
+        else:
+            raise SystemExit(f"unknown model option {opt!r} in {model!r}")
     cfg = {
         "task": {"data": {"builtin": name}},
         "tokenizer": {"kind": kind} if kind else dict(recipe["tokenizer"]),
-        "model": {"family": family, **FAMILY[family]},
+        "model": {"family": family, **settings},
         "train": {**recipe["train"], "threads": threads, "time_limit": TIME_LIMIT},
     }
     if vectors is not None:
         cfg["task"]["embeddings"] = {"path": str(vectors), "freeze": False}
-    out = OUT / f"{name}-{model}" if not kind else OUT / f"{name}-{model}-{kind}"
+    out = OUT / (f"{name}-{model.replace(':', '-')}" + (f"-{kind}" if kind else ""))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # texts cut to max_len: counted in the log line
         run, reports = train_run(cfg, out, overwrite=True, progress=False, log=lambda s: None)
@@ -235,7 +244,8 @@ def lmlab_model(name: str, model: str, threads: int, vectors: Path | None) -> di
 
     res = json.loads((out / "results.json").read_text(encoding="utf-8"))
     return {"report": reports["test"], "seconds": res["train_seconds"], "params": res["parameters"],
-            "note": f"{res['steps']:,} steps, best at {res['best_step']:,}, {res['stopped']}",
+            "note": f"{res['steps']:,} steps, best at {res['best_step']:,} (validation "
+                    f"{res['validation']['accuracy']:.1%}), {res['stopped']}",
             "run": out}  # fmt: skip
 
 
