@@ -553,7 +553,8 @@ def docs_table(kept: dict[str, dict]) -> str:
     names = [d for d in DATASETS if any(r["dataset"] == d for r in kept.values())]
     groups: dict[str, list[str]] = {}  # lm and lm:N share a row
     for r in sorted(kept.values(), key=lambda r: _model_order(r["model"])):
-        g = groups.setdefault(r["model"].split(":")[0], [])
+        m = r["model"]  # lm and lm:N share a row; TextCNN's settings (textcnn:w123) do not
+        g = groups.setdefault(m.split(":")[0] if m.startswith("lm") else m, [])
         if r["model"] not in g:
             g.append(r["model"])
     lines = ["| model | " + " | ".join(names) + " | parameters |", "|---" * (len(names) + 2) + "|"]
@@ -565,7 +566,7 @@ def docs_table(kept: dict[str, dict]) -> str:
                 cells.append("–")
                 continue
             r = max(found, key=lambda r: r["accuracy"])
-            cell = f"{r['accuracy']:.1%}, {r['cells'][4]} s"
+            cell = f"{r['accuracy']:.2%}, {r['cells'][4]} s"
             if n := re.search(r"([\d,]+) training texts", r["cells"][6]):
                 cell += f" ({n.group(1)} texts)"
             cells.append(cell)
@@ -577,11 +578,8 @@ def docs_table(kept: dict[str, dict]) -> str:
                 f" (seed {sh['shot_seed']})" if sh["shot_seed"] != 1 else ""
             )
         nums = sorted(int(x.replace(",", "")) for x in params)
-        ptxt = (
-            f"{nums[0] / 1e6:.1f}M" + (f"–{nums[-1] / 1e6:.1f}M" if nums[-1] != nums[0] else "")
-            if nums
-            else ""
-        )
+        lo, hi = (f"{nums[0] / 1e6:.1f}M", f"{nums[-1] / 1e6:.1f}M") if nums else ("", "")
+        ptxt = lo + (f"–{hi}" if hi != lo else "")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {ptxt} |")
     return "\n".join(lines)
 
