@@ -257,7 +257,8 @@ def _shots(model: str) -> dict[str, int]:
 
 def pretrained_model(name: str, model: str, threads: int) -> dict:
     """``lm`` (LoRA fine-tuning) or ``promptK`` (K demonstrations) on SmolLM2."""
-    # lm, lm:N (N training texts), lm:N:wK (and only texts of K+ words), lm:N:tS (S seconds)
+    # lm, lm:N (N training texts), lm:N:wK (and only texts of K+ words), lm:N:tS (S seconds),
+    # lm:N:eE (E epochs)
     if model.startswith("lm"):
         recipe = dict(LM_RECIPES[name])
         if ":" in model:
@@ -266,6 +267,8 @@ def pretrained_model(name: str, model: str, threads: int) -> dict:
             for x in extra:
                 if x.startswith("t"):
                     recipe["time_limit"] = int(x[1:])
+                elif x.startswith("e"):
+                    recipe["epochs"] = int(x[1:])
                 else:
                     recipe["min_words"] = int(x.removeprefix("w"))
         cfg = {"task": {"data": {"builtin": name}, "base": BASE},
@@ -284,6 +287,7 @@ def pretrained_model(name: str, model: str, threads: int) -> dict:
     if model.startswith("lm"):
         n = res["sizes"]["train"]
         words = f" of {recipe['min_words']}+ words" if recipe.get("min_words") else ""
+        words += f" x {recipe['epochs']} epochs" if recipe.get("epochs", 1) != 1 else ""
         note = (f"LoRA r{LORA['rank']}, {n:,} training texts{words}, {res['steps']:,} steps, best at "
                 f"{res['best_step']:,}, {res['stopped']}")  # fmt: skip
         return {"report": reports["test"], "seconds": res["train_seconds"], "params": res["parameters"],
@@ -379,12 +383,13 @@ def _old_rows() -> dict[str, dict]:
             continue
         model = "tfidf" if cells[1].startswith("TF-IDF") else cells[1].removeprefix("lmlab ")
         if model.startswith("lm ("):  # one row per recipe: lm:N[:wK], as the command named it
-            n = re.search(r"([\d,]+) training texts( of (\d+)\+ words)?", cells[6])
-            model = (
-                "lm"
-                if n is None
-                else f"lm:{n.group(1).replace(',', '')}" + (f":w{n.group(3)}" if n.group(3) else "")
-            )
+            n = re.search(r"([\d,]+) training texts( of (\d+)\+ words)?( x (\d+) epochs)?",
+                          cells[6])  # fmt: skip
+            model = "lm"
+            if n is not None:
+                model += f":{n.group(1).replace(',', '')}"
+                model += f":w{n.group(3)}" if n.group(3) else ""
+                model += f":e{n.group(5)}" if n.group(5) else ""
         model = model.replace("prompt k=", "prompt")
         acc = float(cells[2].split("%")[0]) / 100
         stamp = re.match(r"(.+ UTC) \(([\d.]+)\)", cells[7]) if len(cells) > 7 else None
