@@ -74,7 +74,7 @@ def test_hierarchical_softmax_step_matches_autograd():
 @pytest.mark.parametrize(
     "sg,hs,negative,shared",
     [(True, False, 5, True), (True, False, 5, False), (False, False, 5, True),
-     (True, True, 0, True), (False, True, 0, True)],
+     (False, False, 5, False), (True, True, 0, True), (False, True, 0, True)],
 )  # fmt: skip
 def test_training_lowers_loss_and_relates_words(sg, hs, negative, shared):
     corpus = wells_corpus()
@@ -96,17 +96,18 @@ def test_one_worker_is_deterministic_and_seed_matters():
     assert not np.array_equal(a, c)
 
 
-def test_shared_negatives_change_skipgram_only():
-    """One draw of negatives per window is a different (faster) run of skip-gram with
-    negatives, of the same quality; CBOW and hierarchical softmax ignore the setting."""
+def test_shared_negatives_change_negative_sampling_only():
+    """Shared draws of negatives (per skip-gram window, per two CBOW centre words) make a
+    different, faster run of negative sampling; hierarchical softmax ignores the setting."""
     corpus = timemachine_corpus()
     cfg = dict(vector_size=20, epochs=1, min_count=5, workers=1, progress=False, seed=7)
 
     def vectors(**kw):
         return train_word2vec(corpus, Word2VecConfig(**cfg, **kw)).vectors.vectors
 
-    assert not np.array_equal(vectors(sg=True), vectors(sg=True, shared_negatives=False))
-    for kw in (dict(sg=False), dict(sg=True, hs=True, negative=0)):
+    for sg in (True, False):
+        assert not np.array_equal(vectors(sg=sg), vectors(sg=sg, shared_negatives=False))
+    for kw in (dict(sg=True, hs=True, negative=0), dict(sg=False, hs=True, negative=0)):
         np.testing.assert_array_equal(
             vectors(**kw, shared_negatives=True), vectors(**kw, shared_negatives=False)
         )

@@ -47,9 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument(
         "--per-pair-negatives",
         action="store_true",
-        help="skip-gram: a fresh draw of negatives for every (centre, context) pair, as "
-        "word2vec's C code and gensim do; about 2x slower (default: one draw per centre word "
-        "serves its whole window, Ji et al. 2016)",
+        help="a fresh draw of negatives for every prediction (skip-gram: every (centre, "
+        "context) pair; CBOW: every centre word), as word2vec's C code and gensim do; about 2x "
+        "slower for skip-gram, 1.3x for CBOW (default: one draw serves a skip-gram centre "
+        "word's whole window, Ji et al. 2016, or two consecutive CBOW centre words)",
     )
     w.add_argument("--hs", action="store_true", help="hierarchical softmax")
     w.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")

@@ -38,6 +38,9 @@ _PUNCT_RE = re.compile(r"^[^\w]+$")
 # (each of those is one non-word character), in one pass of the regex engine.
 _PLAIN_WORDS_RE = re.compile(r"<unk>|\w+")
 _NOT_WORD_OR_SPACE_RE = re.compile(r"[^\w\s]")
+# The ASCII characters of \w and \s (\s as str.split and the regex read it), deleted by
+# bytes.translate: an ASCII line is words and spaces only when nothing is left.
+_ASCII_WORD_OR_SPACE = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 _FLUSH_IDS = 1 << 22  # ids buffered before a write to disk
 
 
@@ -139,6 +142,10 @@ def _line_words(line: str, mode: str, lowercase: bool) -> list[str]:
         line = line.lower()
     if mode == "chars":
         return [c for c in line if not c.isspace()]
+    if line.isascii():  # no CJK: one C pass decides between str.split and the regex
+        if not line.encode("ascii").translate(None, _ASCII_WORD_OR_SPACE):
+            return line.split()
+        return _PLAIN_WORDS_RE.findall(line)
     from lmlab.tokenize.word import _CJK_RE, split_words
 
     if not _CJK_RE.search(line):

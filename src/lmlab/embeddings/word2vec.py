@@ -39,8 +39,9 @@ class Word2VecConfig:
     sg: bool = False  # skip-gram if True, else CBOW
     hs: bool = False  # hierarchical softmax
     negative: int = 5  # negatives per prediction (0: none)
-    # skip-gram with negatives: one draw per centre word serves its whole window (about 2x
-    # faster, quality within noise); False: a fresh draw per pair, as word2vec and gensim
+    # negatives without hs: skip-gram draws once per centre word for its whole window (about
+    # 2x faster), CBOW once per two consecutive centre words (about 1.3x), quality within
+    # noise; False: a fresh draw for every prediction, as word2vec and gensim
     shared_negatives: bool = True
     vector_size: int = 100
     window: int = 5
