@@ -155,12 +155,13 @@ import json, time
 t0 = time.perf_counter()
 from lmlab.cli._kernel_preload import start_kernel_preload
 start_kernel_preload({run!r})  # as lmlab generate does
-from lmlab.generate import SamplingParams, generate_stream
+from lmlab.generate import SamplingParams, generate_stream, warm_up
 from lmlab.run import load_run
 r = load_run({run!r})
 ids = r.tokenizer.encode("\\n")
-t1 = time.perf_counter()
 p = SamplingParams(max_new_tokens={n}, temperature=0.8, top_k=200, seed=1, ignore_eos=True)
+warm_up(r.model, r.tokenizer, p)  # the last step of loading in lmlab generate
+t1 = time.perf_counter()
 first = None
 for ev in generate_stream(r.model, r.tokenizer, ids, p, logprobs=False):
     first = first or time.perf_counter() - t1

@@ -29,14 +29,17 @@ def bpe_run(tmp_path_factory) -> Path:
 
 
 def _spy_prompts(monkeypatch) -> list[list[int]]:
+    """The token ids of every prompt the engine prepares, less the one-token throwaway
+    prompt of loading's warm-up (``engine.warm_up``), which comes first."""
     from lmlab.generate import engine
 
     seen: list[list[int]] = []
+    warm: list[list[int]] = []
     real = engine.prepare_prompt
 
     def spy(*a, **k):
         ids = real(*a, **k)
-        seen.append(list(ids))
+        (seen if warm else warm).append(list(ids))
         return ids
 
     monkeypatch.setattr(engine, "prepare_prompt", spy)

@@ -243,6 +243,14 @@ def test_export_is_cached_and_redone_when_weights_change() -> None:
         m(ids[:, :3], state)
         ref = m(ids[:, 3:], ref_state)[:, -1]
         assert (fast2.step(ids[:, 3], state) - ref).abs().max().item() < 1e-4
+    m.blocks[0].attn.proj.weight = torch.nn.Parameter(m.blocks[0].attn.proj.weight * 0.5)
+    assert fast_decoder(m) is not fast2  # a replaced parameter: exported again
+    fast3 = fast_decoder(m)
+    m.to(torch.bfloat16)  # the cache is checked before the dtypes: it must not serve these
+    fast4 = fast_decoder(m)
+    assert fast4 is not fast3 and fast4.kinds != fast3.kinds
+    m.to(torch.float16)
+    assert fast_decoder(m) is None
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama-gqa", "gpt2-attention-only"])
@@ -409,3 +417,31 @@ def test_sample_text_emits_what_the_fixed_window_decoder_did(kind: str) -> None:
         got = "".join(new.push(i)[0] for i in rest)
         want = "".join(ref.push(i) for i in rest)
         assert got == want, (kind, trial)
+
+
+@pytest.mark.parametrize("family", ["transformer", "lstm"])
+def test_warm_up_readies_decoding_without_changing_samples_or_global_rng(tok, family) -> None:
+    """warm_up is part of loading: it builds the fast decoder (Transformers) and decodes one
+    throwaway token; later samples and the global random state are as without it."""
+    from lmlab.generate import warm_up
+
+    def fresh():
+        torch.manual_seed(3)
+        if family == "lstm":
+            return RNNLanguageModel(RNNConfig(vocab_size=tok.vocab_size, embed_dim=8,
+                                              hidden_size=8)).eval()  # fmt: skip
+        cfg = TransformerConfig(vocab_size=tok.vocab_size, context_length=CTX, n_layer=2,
+                                n_head=4, d_model=32)  # fmt: skip
+        return Transformer(cfg).eval()
+
+    params = SamplingParams(max_new_tokens=12, temperature=0.8, top_k=5, seed=4)
+    cold = generate(fresh(), tok, "the ", params)[0].text
+    warm_model = fresh()
+    torch.manual_seed(11)
+    before = torch.random.get_rng_state()
+    warm_up(warm_model, tok, params)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    if family == "transformer":
+        fast = fast_decoder(warm_model)
+        assert fast is not None and fast.ready and fast_decoder(warm_model) is fast
+    assert generate(warm_model, tok, "the ", params)[0].text == cold

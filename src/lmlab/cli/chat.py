@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     start_kernel_preload(args.run)  # overlaps PyTorch's import and the run's loading
     from lmlab.errors import LmlabError
-    from lmlab.generate import generate_stream
+    from lmlab.generate import generate_stream, warm_up
     from lmlab.run import load_run
     from lmlab.serve.chat_template import fit_chat, load_chat_template
     from lmlab.serve.stream import Trim
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     template = load_chat_template(run_.path, run_.config)
     params = dataclasses.replace(sampling_from_args(args), n=1)
     tok, model = run_.tokenizer, run_.model
+    warm_up(model, tok, params)  # part of loading: the first reply starts at full speed
     ctx = model.context_length
     system = args.system
     history: list[dict[str, str]] = []

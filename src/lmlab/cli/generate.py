@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     params = sampling_from_args(args)
     run_ = load_run(args.run, args.device, quantized=args.quantized)
     from lmlab.errors import LmlabError
-    from lmlab.generate.engine import prepare_prompt
+    from lmlab.generate.engine import prepare_prompt, warm_up
+
+    warm_up(run_.model, run_.tokenizer, params)  # part of loading: the first token is no dearer
 
     try:  # over-long: refused, as the server refuses it, unless --crop-prompt
         ids = prepare_prompt(run_.model, run_.tokenizer, prompt,

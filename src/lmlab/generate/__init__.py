@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Completion", "SamplingParams", "TokenEvent", "generate", "generate_stream"]
+__all__ = [
+    "Completion",
+    "SamplingParams",
+    "TokenEvent",
+    "generate",
+    "generate_stream",
+    "warm_up",
+]
 
 if TYPE_CHECKING:
-    from lmlab.generate.engine import Completion, TokenEvent, generate, generate_stream
+    from lmlab.generate.engine import Completion, TokenEvent, generate, generate_stream, warm_up
     from lmlab.generate.sampling import SamplingParams
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -201,7 +201,8 @@ def generate_stream(
     its kernel is loaded (``fast_decode=True``: wait for it; ``False`` or
     ``LMLAB_FAST_DECODE=0``: PyTorch only); the same tokens either way.
     """
-    model.eval()
+    if model.training:  # (eval() walks every module: a tenth of a millisecond a call)
+        model.eval()
     device = next(iter(model.parameters()), torch.empty(0)).device
     ids = prepare_prompt(model, tokenizer, prompt, on_long_prompt)
     n, ctx = params.n, model.context_length
@@ -268,6 +269,28 @@ def generate_stream(
             logits = fast.step(nxt, state)  # the same as the model's forward, in one call
         else:
             logits = model(nxt[:, None], state)[:, -1]
+
+
+def warm_up(
+    model: LanguageModel, tokenizer: Tokenizer, params: SamplingParams | None = None
+) -> None:
+    """Make ``model`` ready to decode at full speed, as the last step of loading it.
+
+    Exports the weights for the decoding kernel (waiting for the kernel to load) and
+    generates one throwaway token with ``params``' sampling rules, which pays PyTorch's
+    first-call costs of those operators. llama.cpp's loader runs the same kind of warm-up
+    decode. Afterwards the first real token costs about what every later one does. The
+    throwaway sample has its own seed, so the global random state is left as it was.
+    """
+    model.eval()
+    fast = fast_decoder(model)
+    if fast is not None:
+        fast.loader.wait()
+    base = params or SamplingParams()
+    warm = replace(base, n=1, max_new_tokens=1, seed=0, stop=[])
+    bos = getattr(tokenizer, "bos_id", None)
+    for _ in generate_stream(model, tokenizer, [0 if bos is None else bos], warm, logprobs=False):
+        pass
 
 
 def model_vocab(model: LanguageModel, tokenizer: Tokenizer) -> int:

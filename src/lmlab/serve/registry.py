@@ -137,9 +137,11 @@ def load_model(spec: str, device: str = "cpu", max_tokens: int = 512) -> ServedM
         if task is not None:
             return task
     if pretrained or (p.is_dir() and (p / "config.toml").is_file()):
+        from lmlab.generate.engine import warm_up
         from lmlab.run import load_run
 
         run = load_run(p, device)
+        warm_up(run.model, run.tokenizer)  # the first request's first token costs a step
         return ServedModel(
             name,
             run.path,
