@@ -88,6 +88,7 @@ bench: install-test
 	$(PY) benchmarks/embeddings.py --results benchmarks/RESULTS.md
 	$(PY) benchmarks/embeddings_e2e.py --write
 	$(PY) benchmarks/nanogpt.py --write
+	$(PY) benchmarks/startup.py --write
 	$(PY) benchmarks/eval_speed.py --write
 	$(PY) benchmarks/pretrained.py --results benchmarks/RESULTS.md
 	$(PY) benchmarks/gguf_direct.py --write

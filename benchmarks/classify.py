@@ -106,7 +106,11 @@ characters (covering 96% and 98% of ChnSentiCorp's and THUCNews's) from
 online_shopping_10_cats without its hotel category (whose reviews include 558 of
 ChnSentiCorp's 776 test reviews), LCSTS Weibo posts, the WMT news test sets' Chinese side and
 the three classical novels. Lines equal to any built-in validation or test text are left
-out; NLTK's sentence_polarity (SST's own sentences) is never used."""
+out; NLTK's sentence_polarity (SST's own sentences) is never used.
+
+Vectors for `textcnn+llm`: SmolLM2-135M's input embeddings as static word vectors (Kim 2014's
+pretrained vectors, from an LLM's token table instead of word2vec): every word of the
+training texts gets the mean of its BPE pieces' 576-d rows, scaled to unit deviation."""
 
 
 def tfidf(data: TaskData) -> dict:
@@ -213,8 +217,39 @@ def pretrained_vectors(lang: str, threads: int) -> tuple[Path, float]:
     return path, seconds
 
 
+def llm_word_vectors(name: str, data) -> tuple[Path, float]:
+    """SmolLM2-135M's input embeddings as static word vectors: Kim (2014)'s recipe of
+    pretrained vectors under TextCNN, with an LLM's token table in place of word2vec's. Each
+    word of the training texts (lower-cased, as the word tokenizer splits them) gets the mean
+    of its BPE pieces' rows (the word as it follows a space), 576-d, scaled to unit standard
+    deviation like the classifier's random rows (cached in benchmarks/out/classify)."""
+    import numpy as np
+
+    from lmlab.embeddings.vectors import Vectors
+    from lmlab.run import load_run
+    from lmlab.tokenize.word import split_words
+
+    path = OUT / f"vectors_{name}_smollm2.bin"
+    stamp = path.with_suffix(".seconds")
+    if path.is_file() and stamp.is_file():
+        return path, float(stamp.read_text())
+    t0 = time.perf_counter()
+    r = load_run("builtin:smollm2")
+    table = r.model.tok_emb.weight.detach().float().numpy()
+    words = sorted({w for t in data.train.texts
+                    for w in split_words(t, lowercase=True, newlines=False)})  # fmt: skip
+    mat = np.stack([table[r.tokenizer.encode(" " + w)].mean(0) for w in words])
+    mat = (mat - mat.mean()) / mat.std()
+    OUT.mkdir(parents=True, exist_ok=True)
+    Vectors(words, mat.astype(np.float32)).save(path)
+    seconds = time.perf_counter() - t0
+    stamp.write_text(f"{seconds:.1f}")
+    return path, seconds
+
+
 def lmlab_model(name: str, model: str, threads: int, vectors: Path | None) -> dict:
-    """``textcnn``, ``textcnn+vec`` (pretrained vectors), ``textcnn@word`` (another tokenizer
+    """``textcnn``, ``textcnn+vec`` (pretrained vectors), ``textcnn+llm`` (SmolLM2's input
+    embeddings as word vectors), ``textcnn@word`` (another tokenizer
     than the data set's usual one: ``word`` cuts Chinese with jieba), ``textcnn+vec:w123:f256``
     (TextCNN's filter widths 1, 2, 3 and 256 filters of each)."""
     recipe = RECIPES[name]
@@ -352,7 +387,7 @@ def _row_cells(name: str, model: str, r: dict, vec_seconds: float | None) -> lis
     rep = r["report"]
     ci = rep.intervals["accuracy"]
     secs = f"{r['seconds']:.0f}"
-    if "+vec" in model and vec_seconds is not None:
+    if ("+vec" in model or "+llm" in model) and vec_seconds is not None:
         secs = f"{vec_seconds:.0f} + {r['seconds']:.0f}"
     label = {"tfidf": "TF-IDF + LR (scikit-learn)"}.get(
         model,
@@ -497,6 +532,8 @@ def main() -> int:
                 vectors = None
                 if "+vec" in model:
                     vectors, vec_seconds = pretrained_vectors(data.language, args.threads)
+                elif "+llm" in model:
+                    vectors, vec_seconds = llm_word_vectors(name, data)
                 r = lmlab_model(name, model, args.threads, vectors)
             results[(name, model)] = r
             rep = r["report"]

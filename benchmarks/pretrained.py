@@ -52,7 +52,9 @@ ENGINES = {
     "lmlab-fp32-torch": "lmlab float32, PyTorch decode only",
     "llama.cpp": "llama.cpp (Q4_1)",
 }
-TARGETS = {"decode": 0.5, "prefill": 1.0}  # lmlab's best vs llama.cpp's best (issue 12)
+# lmlab's best vs llama.cpp's best: issue 15 (decoding on the 4-bit blocks >= 1.0x, stretch
+# 1.3x; issue 12 asked 0.5x), prefill >= 1.0x
+TARGETS = {"decode": 1.0, "prefill": 1.0}
 WHY = (
     "Why the decode rates are what they are (profiled on this machine, 2026-12-02): at batch 1 "
     "a decoding step reads every weight once, and one core here streams about 10 GB/s from "
@@ -353,8 +355,8 @@ def main() -> None:
     body = (
         "## Pretrained model: SmolLM2-135M in lmlab and llama.cpp — `python benchmarks/pretrained.py`\n\n"
         f"Measured {began} UTC, {platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{load_before[0]:.1f} before and {load_after[0]:.1f} after (the cores are shared "
-        "with other jobs). The built-in `SmolLM2-135M-Instruct.Q4_1.gguf`; batch 1, greedy, a "
+        f"{load_before[0]:.1f} before and {load_after[0]:.1f} after (1-minute; on 2 cores the "
+        "measured processes count too). The built-in `SmolLM2-135M-Instruct.Q4_1.gguf`; batch 1, greedy, a "
         f"{PROMPT_TOKENS}-token prompt of *Pride and Prejudice* then {NEW_TOKENS} new tokens; "
         f"each engine in its own process per measurement, {args.rounds} interleaved rounds "
         "(median, min-max). lmlab computes in float32 (or bfloat16) on the weights dequantised "

@@ -105,6 +105,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+# The files of a run directory (lmlab.run reads them; here so that torch-free code can too).
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.toml"
+TOKENIZER_FILE = "tokenizer.json"
+
+
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a TOML file, with one-line errors for a missing or malformed file."""
     p = Path(path)

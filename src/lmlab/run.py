@@ -18,14 +18,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from lmlab.config import load_toml, publish
+from lmlab.config import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, load_toml, publish
 from lmlab.errors import LmlabError
 from lmlab.models import LanguageModel, build_model
 from lmlab.tokenize import Tokenizer, load_tokenizer
 
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.toml"
-TOKENIZER_FILE = "tokenizer.json"
+__all__ = ["CONFIG_FILE", "MODEL_FILE", "TOKENIZER_FILE", "Run", "load_run"]
 
 
 @dataclass

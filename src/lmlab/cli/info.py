@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import struct
+from pathlib import Path
 
 from lmlab.cli._common import add_model_arg
 
@@ -16,19 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lmlab.run import load_run
-
-    r = load_run(args.run)
-    info = {
-        "run": str(r.path),
-        "family": r.family,
-        "parameters": r.model.num_params(),
-        "tokenizer": r.tokenizer.kind,
-        "vocab_size": r.tokenizer.vocab_size,
-        "context_length": r.model.context_length,
-        "model": {k: v for k, v in r.config["model"].items() if k != "family"},
-    }
-    metrics = r.path / "metrics.jsonl"
+    info = describe_from_files(args.run) or describe_loaded(args.run)
+    path = Path(info["run"])
+    metrics = path / "metrics.jsonl"
     if metrics.is_file():
         evals = [
             json.loads(ln)
@@ -52,3 +45,67 @@ def run(args: argparse.Namespace) -> int:
             + (f", bits/byte {e['val_bpb']:.3f}" if e.get("val_bpb") else "")
         )
     return 0
+
+
+def describe_loaded(run: str) -> dict:
+    """The description of any run, pretrained model or file, from the loaded model."""
+    from lmlab.run import load_run
+
+    r = load_run(run)
+    return {
+        "run": str(r.path),
+        "family": r.family,
+        "parameters": r.model.num_params(),
+        "tokenizer": r.tokenizer.kind,
+        "vocab_size": r.tokenizer.vocab_size,
+        "context_length": r.model.context_length,
+        "model": {k: v for k, v in r.config["model"].items() if k != "family"},
+    }
+
+
+def describe_from_files(run: str) -> dict | None:
+    """The same description read from a run directory's files alone (config, tokenizer and
+    the safetensors header), without PyTorch: the command then starts in a tenth of a
+    second. For float Transformer and n-gram runs; None for anything else (LoRA, quantised,
+    other families, unreadable files), which :func:`describe_loaded` handles and reports."""
+    from lmlab.config import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, load_toml
+    from lmlab.tokenize import load_tokenizer
+
+    p = Path(run)
+    try:
+        cfg = load_toml(p / CONFIG_FILE)
+        model = dict(cfg["model"])
+        family = model.pop("family")
+        lora = cfg.get("init", {}).get("lora") is not None
+        if family not in ("transformer", "ngram") or "quantization" in cfg or lora:
+            return None
+        sizes = _tensor_sizes(p / MODEL_FILE)
+        if family == "transformer":
+            params, context = sum(sizes.values()), int(model["context_length"])
+        else:  # NGramModel.num_params: unigram log-probs and backoffs, then each order's
+            order = int(model["order"])
+            params = 2 * int(model["vocab_size"]) + sum(
+                sizes[f"logp_{k}"] + (sizes[f"bow_{k}"] if k < order else 0)
+                for k in range(2, order + 1)
+            )
+            context = None
+        tok = load_tokenizer(p / TOKENIZER_FILE)
+    except Exception:  # noqa: BLE001 - describe_loaded says what is wrong with the run
+        return None
+    return {
+        "run": str(p),
+        "family": family,
+        "parameters": params,
+        "tokenizer": tok.kind,
+        "vocab_size": tok.vocab_size,
+        "context_length": context,
+        "model": model,
+    }
+
+
+def _tensor_sizes(path: Path) -> dict[str, int]:
+    """Element counts of a safetensors file's tensors, from its JSON header."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return {k: math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__"}
