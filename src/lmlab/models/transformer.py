@@ -189,23 +189,25 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.use_bias)
         self.dropout = cfg.dropout
 
-    def forward(self, x, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x, rope, cache: KVCache | None, layer: int, mask=None) -> torch.Tensor:
+        """Causal self-attention; ``mask`` (bool, broadcast to ``(B, heads, T, T)``, without a
+        cache) replaces the causal rule, e.g. for a block fine-tuned to attend both ways."""
         B, T, C = x.shape
         qkv = self.qkv(x)
         if qkv.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # PyTorch's CPU attention kernels are slower in bf16 than in fp32 (no AMX here):
             # the projections run in bf16, the attention itself in fp32.
             with torch.autocast("cpu", enabled=False):
-                y = self._attend(qkv.float(), rope, cache, layer, B, T, C)
+                y = self._attend(qkv.float(), rope, cache, layer, B, T, C, mask)
         elif qkv.device.type == "cpu" and qkv.dtype != torch.float32:
             # bfloat16 weights on CPU (inference): the same split, and the KV cache is float32
             # (as the fast decoding step keeps it), so the attention reads exact keys.
-            y = self._attend(qkv.float(), rope, cache, layer, B, T, C).to(qkv.dtype)
+            y = self._attend(qkv.float(), rope, cache, layer, B, T, C, mask).to(qkv.dtype)
         else:
-            y = self._attend(qkv, rope, cache, layer, B, T, C)
+            y = self._attend(qkv, rope, cache, layer, B, T, C, mask)
         return self.proj(y)
 
-    def _attend(self, qkv, rope, cache: KVCache | None, layer: int, B, T, C) -> torch.Tensor:
+    def _attend(self, qkv, rope, cache: KVCache | None, layer: int, B, T, C, given=None):
         q, k, v = qkv.split(
             [self.n_head * self.hd, self.n_kv * self.hd, self.n_kv * self.hd], dim=-1
         )
@@ -216,7 +218,9 @@ class Attention(nn.Module):
             q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
         if cache is not None and cache.lengths is not None:  # ragged rows, one token each
             return self._attend_ragged(q, k, v, cache, layer)
-        if cache is None:
+        if given is not None:
+            is_causal, mask = False, given
+        elif cache is None:
             is_causal, mask = True, None
         else:
             p = cache.pos
@@ -295,11 +299,11 @@ class Block(nn.Module):
         self.ln2, self.mlp = (norm(), MLP(cfg)) if cfg.mlp else (None, None)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, rope, cache, layer):
+    def forward(self, x, rope, cache, layer, mask=None):
         if self.drop.p == 0.0:  # no dropout module calls on the decoding hot path
-            x = x + self.attn(self.ln1(x), rope, cache, layer)
+            x = x + self.attn(self.ln1(x), rope, cache, layer, mask)
             return x if self.mlp is None else x + self.mlp(self.ln2(x))
-        x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer))
+        x = x + self.drop(self.attn(self.ln1(x), rope, cache, layer, mask))
         return x if self.mlp is None else x + self.drop(self.mlp(self.ln2(x)))
 
 

@@ -77,3 +77,23 @@ def test_lora_run_saves_adapters_and_head_only(tiny):
         again.answer("What is the code?", ctx)[0]["text"]
         == run.answer("What is the code?", ctx)[0]["text"]
     )
+
+
+def test_frozen_cache_and_bidirectional_top_learn_and_reload(tiny):
+    cfg = config(tiny, tiny / "base")
+    cfg["task"].update(freeze_layers=1, bidirectional=1)
+    run, reports = train_run(cfg, tiny / "bi", progress=False)
+    results = json.loads((tiny / "bi" / "results.json").read_text())
+    assert results["frozen_cache_seconds"] > 0  # the frozen block ran once
+    train = read_squad(tiny / "train.json")[:60]
+    _, preds = run.evaluate(train, n_boot=0)
+    learned = score_answers(preds, [e.answer_texts for e in train], "squad", 0).f1
+    trivial = score_answers([e.context.split()[0] for e in train],
+                            [e.answer_texts for e in train], "squad", 0).f1  # fmt: skip
+    assert learned > trivial + 30, (learned, trivial)
+    again = load_run(tiny / "bi")
+    assert again.model.bidirectional == 1
+    ctx = train[0].context
+    assert run.answer("What is the code?", ctx, top=2) == again.answer(
+        "What is the code?", ctx, top=2
+    )

@@ -54,8 +54,9 @@ def window_logits(
     lengths = [len(w.ids) for w in windows]
     for batch in length_batches(lengths, batch_tokens):
         ids = pad_batch([windows[i].ids for i in batch], pad_id)
+        n = torch.tensor([lengths[i] for i in batch])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(ids).float().numpy()
+            logits = model(ids, n).float().numpy()
         for row, i in enumerate(batch):
             out[i] = logits[row, : lengths[i]]
         if progress is not None:

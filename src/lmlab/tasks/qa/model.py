@@ -4,7 +4,10 @@ states, and how its weights are saved and read back.
 ``SpanModel(body)`` maps ids ``(B, T)`` to logits ``(B, T, 2)`` (start, end) from the body's
 final normalised hidden states. ``freeze_layers = k`` keeps the embeddings and the lowest
 ``k`` blocks fixed and runs them without gradients (a cheaper step: no backward through
-them). Weights on disk (beside ``config.toml``):
+them; the trainer computes their output once, see :meth:`SpanModel.frozen_features`).
+``bidirectional = n`` lets the top ``n`` blocks attend both ways: a causal model's start
+logit is computed before the model has read the answer it starts, and fine-tuning the top
+blocks without the causal mask lets them read on (as LLM2Vec does to make decoders encode). Weights on disk (beside ``config.toml``):
 
 * ``qa_head.safetensors``: the head (``weight`` (2, d), ``bias`` (2,));
 * full fine-tuning: ``model.safetensors``, every tensor of the body, so the run stands alone;
@@ -30,7 +33,7 @@ HEAD_FILE = "qa_head.safetensors"
 
 
 class SpanModel(nn.Module):
-    def __init__(self, body: Transformer, freeze_layers: int = 0) -> None:
+    def __init__(self, body: Transformer, freeze_layers: int = 0, bidirectional: int = 0) -> None:
         super().__init__()
         if not isinstance(body, Transformer):
             raise LmlabError(
@@ -43,7 +46,11 @@ class SpanModel(nn.Module):
         n_layer = body.config.n_layer
         if not 0 <= freeze_layers <= n_layer:
             raise LmlabError(f"--freeze-layers must be 0..{n_layer}, got {freeze_layers}")
+        if not 0 <= bidirectional <= n_layer - freeze_layers:
+            raise LmlabError(f"--bidirectional must be 0..{n_layer - freeze_layers} (the blocks "
+                             f"that are trained), got {bidirectional}")  # fmt: skip
         self.freeze_layers = freeze_layers
+        self.bidirectional = bidirectional
 
     def freeze_lower(self) -> None:
         """Stop gradients to the embeddings and the lowest ``freeze_layers`` blocks."""
@@ -56,26 +63,50 @@ class SpanModel(nn.Module):
         for block in self.body.blocks[: self.freeze_layers]:
             block.requires_grad_(False)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Start/end logits ``(B, T, 2)``; ``lengths`` (B,) marks right padding, which the
+        bidirectional blocks must not read."""
+        frozen = self.freeze_layers if self.training else 0
+        with torch.set_grad_enabled(torch.is_grad_enabled() and frozen == 0):
+            x = self._blocks(self._embed(ids), 0, frozen, lengths)
+        return self._head(self._blocks(x, frozen, self.body.config.n_layer, lengths))
+
+    def frozen_features(self, ids: torch.Tensor) -> torch.Tensor:
+        """The frozen blocks' output ``(B, T, d)``: fixed during training, so computed once."""
+        with torch.no_grad():
+            return self._blocks(self._embed(ids), 0, self.freeze_layers, None)
+
+    def from_features(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from :meth:`frozen_features` (the trained blocks and the head)."""
+        return self._head(self._blocks(x, self.freeze_layers, self.body.config.n_layer, lengths))
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         body = self.body
         T = ids.shape[1]
         if body.config.context_length < T:
             raise LmlabError(f"{T} tokens exceed the base's context length "
                              f"{body.config.context_length}; lower --max-len")  # fmt: skip
-        frozen = self.freeze_layers if self.training else 0
-        with torch.set_grad_enabled(torch.is_grad_enabled() and frozen == 0):
-            x = body.tok_emb(ids)
-            rope = None
-            if body.pos_emb is not None:
-                x = x + body.pos_emb.weight[:T]
-            else:
-                rope = (body.rope_cos[:T], body.rope_sin[:T])
-            x = body.drop(x)
-            for i, block in enumerate(body.blocks[:frozen]):
-                x = block(x, rope, None, i)
-        for i, block in enumerate(body.blocks[frozen:], start=frozen):
-            x = block(x, rope, None, i)
-        return self.qa(body.ln_f(x)).float()
+        x = body.tok_emb(ids)
+        if body.pos_emb is not None:
+            x = x + body.pos_emb.weight[:T]
+        return body.drop(x)
+
+    def _blocks(self, x: torch.Tensor, lo: int, hi: int, lengths) -> torch.Tensor:
+        body = self.body
+        B, T = x.shape[:2]
+        rope = None if body.pos_emb is not None else (body.rope_cos[:T], body.rope_sin[:T])
+        first_bi = body.config.n_layer - self.bidirectional
+        mask = None
+        for i in range(lo, hi):
+            if i >= first_bi and mask is None:
+                keys = torch.arange(T, device=x.device)
+                n = lengths if lengths is not None else torch.full((B,), T)
+                mask = (keys[None, :] < n.to(x.device)[:, None])[:, None, None, :]
+            x = body.blocks[i](x, rope, None, i, mask if i >= first_bi else None)
+        return x
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.qa(self.body.ln_f(x)).float()
 
     def num_params(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -125,7 +156,7 @@ def load_span_model(run_dir: Path, config: dict[str, Any]) -> SpanModel:
         if not path.is_file():
             raise LmlabError(f"{path} not found; the run is incomplete (train it again)")
         body = body_from_tensors(config["model"], load_tensors_checked(path))
-    model = SpanModel(body)
+    model = SpanModel(body, bidirectional=int(config.get("task", {}).get("bidirectional", 0)))
     load_head(model, run_dir)
     model.eval()
     return model

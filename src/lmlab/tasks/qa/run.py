@@ -2,7 +2,7 @@
 
 The config dict has the sections of ``config.toml``: ``[task]`` (``kind = "qa"``, the data
 spec, ``split_seed``, the window settings ``max_len``/``stride``, decoding's
-``max_answer_tokens``/``n_best``, ``freeze_layers``), ``[init]`` (the base model: ``source``
+``max_answer_tokens``/``n_best``, ``freeze_layers``, ``bidirectional``), ``[init]`` (the base model: ``source``
 and, for LoRA, ``lora = {rank, alpha, ...}``) and ``[train]`` (:class:`QATrainConfig`).
 Training fills in the base's record (resolved path, format, name, weight fingerprint, as
 :mod:`lmlab.train.finetune` does), its ``[tokenizer]`` and ``[model]``, and saves the
@@ -43,6 +43,7 @@ TASK_DEFAULTS: dict[str, Any] = {
     "max_answer_tokens": 30,
     "n_best": 20,
     "freeze_layers": 0,
+    "bidirectional": 0,  # top blocks fine-tuned to attend both ways
 }
 LR_FULL, LR_LORA = 5e-5, 5e-4
 
@@ -128,7 +129,7 @@ def _base_and_model(init: dict[str, Any], task: dict[str, Any], log):
         raise LmlabError(f"--max-len {task['max_len']} exceeds the context length of "
                          f"{init['source']} ({base.config.context_length})")  # fmt: skip
     body = body_from_tensors(model_cfg, {k: v.float() for k, v in base.tensors.items()})
-    model = SpanModel(body, int(task["freeze_layers"]))
+    model = SpanModel(body, int(task["freeze_layers"]), int(task["bidirectional"]))
     settings = lora_settings(init)
     lora = None
     if settings is not None:
@@ -201,6 +202,8 @@ def train_run(
         shutil.rmtree(backup, ignore_errors=True)
     how = "LoRA" if lora else "fully"
     frozen = f", lowest {task['freeze_layers']} blocks frozen" if task["freeze_layers"] else ""
+    if task["bidirectional"]:
+        frozen += f", top {task['bidirectional']} blocks attending both ways"
     log(f"fine-tuning {init.get('name') or init['source']} {how} ({model.num_params():,} "
         f"parameters, {model.num_params(True):,} trainable{frozen}) on {len(windows):,} windows "
         f"of <= {task['max_len']} tokens into {out}")  # fmt: skip
@@ -216,8 +219,13 @@ def train_run(
     outcome = train_span_model(model, tokenizer, windows, val_q, task, tcfg, lr, out, save,
                                full["task"]["metric"], progress)  # fmt: skip
     tok_s = outcome.tokens / max(outcome.elapsed, 1e-9)
+    cached = (
+        f" after {outcome.cache_seconds:.1f} s on the frozen blocks"
+        if outcome.cache_seconds
+        else ""
+    )
     log(f"{outcome.stopped} after {outcome.steps:,} steps ({outcome.epochs:.2f} epochs, "
-        f"{outcome.elapsed:.1f} s, {tok_s:.0f} training tokens/s); best validation F1 "
+        f"{outcome.elapsed:.1f} s{cached}, {tok_s:.0f} training tokens/s); best validation F1 "
         f"{outcome.best_f1:.2f} at step {outcome.best_step:,}")  # fmt: skip
     if lora is not None:  # answer with merged adapters, as a loaded run does
         model = load_span_model(out, full)
@@ -230,7 +238,8 @@ def train_run(
             log(f"scoring {split}: {len(ex):,} questions")
             reports[split] = run.evaluate(ex, tcfg.n_boot, 0, progress and sys.stderr.isatty())[0]
     summary = {
-        "train_seconds": round(outcome.elapsed, 2), "steps": outcome.steps,
+        "train_seconds": round(outcome.elapsed + outcome.cache_seconds, 2),
+        "frozen_cache_seconds": round(outcome.cache_seconds, 2), "steps": outcome.steps,
         "epochs": round(outcome.epochs, 3), "best_step": outcome.best_step,
         "stopped": outcome.stopped, "train_tokens_per_s": round(tok_s, 1),
         "parameters": model.num_params(), "trainable_parameters": outcome_trainable(init, model),
@@ -252,7 +261,8 @@ def train_run(
         f"- windows: {task['max_len']} tokens, {task['stride']} shared; answers up to "
         f"{task['max_answer_tokens']} tokens, {task['n_best']}-best search",
         f"- training: {len(train_q):,} questions ({len(windows):,} windows), {outcome.steps:,} "
-        f"steps ({outcome.epochs:.2f} epochs) in {outcome.elapsed:.1f} s ({tok_s:.0f} tokens/s), "
+        f"steps ({outcome.epochs:.2f} epochs) in {outcome.elapsed:.1f} s{cached} ({tok_s:.0f} "
+        "tokens/s), "
         f"{outcome.stopped}; selected at step {outcome.best_step:,} by validation F1 "
         f"({len(val_q):,} questions); seed {tcfg.seed}",
     ]

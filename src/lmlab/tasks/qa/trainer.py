@@ -10,6 +10,10 @@ without the answer); the question's tokens and the padding are masked out. Each 
 scores ``val_questions`` validation questions with the official metric (EM/F1), appends a
 line to ``metrics.jsonl`` and, when F1 improves, saves the trainable weights atomically, so
 an interrupted run (Ctrl-C, ``time_limit``) keeps its best model.
+
+With frozen lower blocks (``freeze_layers``) their output never changes, so by default it is
+computed once for every training window (bf16, in memory) and each step runs only the
+trained blocks: later epochs cost a fraction of the first.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class QATrainConfig:
     max_questions: int | None = None  # train on the first N questions of a seeded shuffle
     test_questions: int | None = None  # score a seeded sample of the test split (default all)
     negatives: float = 1.0  # share of the windows without the answer that are trained on
+    cache_frozen: bool = True  # compute the frozen blocks' output once (freeze_layers > 0)
     max_steps: int | None = None
     time_limit: float | None = None  # seconds of training
     seed: int = 1
@@ -86,6 +91,7 @@ class TrainOutcome:
     stopped: str
     tokens: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    cache_seconds: float = 0.0  # computing the frozen blocks' output, before the loop
 
 
 def span_loss(logits: torch.Tensor, windows: list[Window]) -> torch.Tensor:
@@ -168,6 +174,44 @@ def train_span_model(
         torch.set_num_threads(threads)
 
 
+def frozen_cache(model: SpanModel, windows: list[Window], pad_id: int, bf16: bool,
+                 say: Callable[[str], None], progress: bool) -> list[torch.Tensor]:  # fmt: skip
+    """Each window's frozen-block output ``(len, d)`` in bf16 (inference mode, so without
+    dropout)."""
+    from lmlab.tasks.qa.infer import length_batches
+
+    lengths = [len(w.ids) for w in windows]
+    gb = sum(lengths) * model.body.config.d_model * 2 / 1e9
+    say(f"computing the {model.freeze_layers} frozen blocks' output once for {len(windows):,} "
+        f"windows ({sum(lengths):,} tokens, {gb:.2f} GB in bf16)")  # fmt: skip
+    out: list[torch.Tensor] = [torch.empty(0)] * len(windows)
+    was = model.training
+    model.eval()
+    bar = tqdm(total=sum(lengths), desc="frozen blocks", unit="tok", unit_scale=True,
+               disable=not progress, dynamic_ncols=True)  # fmt: skip
+    with torch.inference_mode():
+        for batch in length_batches(lengths, 4096):
+            ids = pad_batch([windows[i].ids for i in batch], pad_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                x = model.frozen_features(ids).to(torch.bfloat16)
+            for row, i in enumerate(batch):
+                out[i] = x[row, : lengths[i]].clone()
+            bar.update(sum(lengths[i] for i in batch))
+    bar.close()
+    model.train(was)
+    return out
+
+
+def pad_features(feats: list[torch.Tensor]) -> torch.Tensor:
+    """Right-padded float32 ``(B, T, d)``, as the residual stream runs (zeros; the causal and
+    the masked blocks never read them)."""
+    T = max(f.shape[0] for f in feats)
+    x = torch.zeros(len(feats), T, feats[0].shape[1])
+    for r, f in enumerate(feats):
+        x[r, : f.shape[0]] = f
+    return x
+
+
 def _snapshot(model: SpanModel) -> dict[str, torch.Tensor]:
     return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
 
@@ -192,8 +236,14 @@ def _train(model, tokenizer, windows, val, task, cfg, lr, run_dir, save, metric,
     loss_sum, loss_n = 0.0, 0
     t0 = time.perf_counter()
     interactive = progress and sys.stderr.isatty()
-    bar = tqdm(total=total, desc="train", unit="step", disable=not interactive, dynamic_ncols=True)
     say = (lambda s: tqdm.write(s, file=sys.stderr)) if progress else (lambda s: None)
+    feats, cache_s = None, 0.0
+    if cfg.cache_frozen and model.freeze_layers > 0:  # time_limit counts from after this
+        feats = frozen_cache(model, windows, pad, cfg.bf16, say, interactive)
+        cache_s = time.perf_counter() - t0
+        say(f"frozen blocks computed in {cache_s:.1f} s")
+        t0 = time.perf_counter()
+    bar = tqdm(total=total, desc="train", unit="step", disable=not interactive, dynamic_ncols=True)
     model.train()
     with _StopRequest() as stop:
         while step < total and stopped == "finished":
@@ -206,9 +256,12 @@ def _train(model, tokenizer, windows, val, task, cfg, lr, run_dir, save, metric,
                 for g in opt.param_groups:
                     g["lr"] = g["peak"] * scale
                 ws = [windows[i] for i in batch]
-                ids = pad_batch([w.ids for w in ws], pad)
+                n = torch.tensor([len(w.ids) for w in ws])
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                    logits = model(ids)
+                    if feats is not None:
+                        logits = model.from_features(pad_features([feats[i] for i in batch]), n)
+                    else:
+                        logits = model(pad_batch([w.ids for w in ws], pad), n)
                 loss = span_loss(logits.float(), ws)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -256,4 +309,4 @@ def _train(model, tokenizer, windows, val, task, cfg, lr, run_dir, save, metric,
             named[k].copy_(v)
     model.eval()
     return TrainOutcome(step, step / per_epoch, time.perf_counter() - t0, best_step, best_f1,
-                        stopped, tokens, history)  # fmt: skip
+                        stopped, tokens, history, cache_s)  # fmt: skip

@@ -22,7 +22,7 @@ TRAIN_FLAGS = {  # option -> [train] key
     "seed": "seed", "threads": "threads",
 }  # fmt: skip
 TASK_FLAGS = {"max_len": "max_len", "stride": "stride", "max_answer_tokens": "max_answer_tokens",
-              "freeze_layers": "freeze_layers"}  # fmt: skip
+              "freeze_layers": "freeze_layers", "bidirectional": "bidirectional"}  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--lora-targets", help="comma-separated linear layers (attention and MLP)")
     m.add_argument("--freeze-layers", type=int,
                    help="keep the embeddings and this many lowest blocks fixed (0)")  # fmt: skip
+    m.add_argument("--bidirectional", type=int, metavar="N",
+                   help="let the top N (trained) blocks attend both ways, so a start logit "
+                   "reads the answer after it (0: all causal)")  # fmt: skip
     m.add_argument("--max-len", type=int, help="tokens per window, question + passage (256)")
     m.add_argument("--stride", type=int, help="tokens consecutive windows share (64)")
     m.add_argument("--max-answer-tokens", type=int, help="longest answer searched (30 tokens)")
