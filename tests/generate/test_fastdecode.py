@@ -290,10 +290,13 @@ def test_bf16_model_generates_through_the_engine_with_float32_attention(tok) -> 
 
 
 @pytest.mark.parametrize("qtype", ["Q4_0", "Q4_1", "Q8_0"])
-@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("rows", [1, 3, 9])
 def test_block_matrix_product_is_the_dequantised_product(qtype: str, rows: int) -> None:
+    """One row and several (batched decoding: four rows share each widened block, then the
+    rest): each row within 1e-4 of float64 on the dequantised weights, and several rows give
+    each row's single-row product to float32 rounding."""
     gguf = pytest.importorskip("gguf")
-    from lmlab.generate._fastdecode_kernels import _mm_q4, _mm_q8
+    from lmlab.generate._fastdecode_kernels import matmul
     from lmlab.generate.gguf_blocks import _split_blocks
 
     rng = np.random.default_rng(0)
@@ -305,12 +308,41 @@ def test_block_matrix_product_is_the_dequantised_product(qtype: str, rows: int) 
     x = rng.standard_normal((rows, 96)).astype(np.float32)
     bias = rng.standard_normal(100).astype(np.float32)
     out = np.empty((rows, 100), np.float32)
-    if qtype == "Q8_0":
-        _mm_q8(x, qs, d, bias, out)
-    else:
-        _mm_q4(x, qs, d, m, bias, out)
+    matmul(x, qs, d, m, bias, out)
     ref = x.astype(np.float64) @ deq.T.astype(np.float64) + bias
     assert np.abs(out - ref).max() < 1e-4
+    for r in range(rows):
+        one = np.empty((1, 100), np.float32)
+        matmul(x[r : r + 1], qs, d, m, bias, one)
+        np.testing.assert_allclose(out[r], one[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4, 7])
+@pytest.mark.parametrize("n_in", [96, 70])
+def test_per_channel_int8_product_for_one_row_and_several(rows: int, n_in: int) -> None:
+    """lmlab's int8 per channel (``W = d*q + m`` per output): one row and several rows, an
+    input width that is not a multiple of 32 or of 4 too, against float64."""
+    from lmlab.generate._fastdecode_kernels import matmul
+    from lmlab.quantize.modules import TILE, _tiles
+
+    rng = np.random.default_rng(1)
+    q = rng.integers(-127, 128, (130, n_in)).astype(np.int8)  # 130 outputs: a partial tile
+    d = (rng.random(130) * 0.02 + 0.001).astype(np.float16)
+    m = (rng.standard_normal(130) * 0.01).astype(np.float16)
+    w = q.astype(np.float64) * d.astype(np.float64)[:, None] + m.astype(np.float64)[:, None]
+    qt = _tiles(q)
+    assert qt.shape == (3, n_in, TILE)
+    dt, mt = _tiles(d.view(np.uint16)), _tiles(m.view(np.uint16))
+    x = rng.standard_normal((rows, n_in)).astype(np.float32)
+    bias = rng.standard_normal(130).astype(np.float32)
+    out = np.empty((rows, 130), np.float32)
+    matmul(x, qt, dt, mt, bias, out)
+    ref = x.astype(np.float64) @ w.T + bias
+    assert np.abs(out - ref).max() < 1e-4
+    for r in range(rows):
+        one = np.empty((1, 130), np.float32)
+        matmul(x[r : r + 1], qt, dt, mt, bias, one)
+        np.testing.assert_allclose(out[r], one[0], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("block", ["llama", "gpt2"])

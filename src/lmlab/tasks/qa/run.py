@@ -200,7 +200,7 @@ def train_run(
         raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
-    how = "LoRA" if lora else "fully"
+    how = "with LoRA" if lora else "fully" if not task["freeze_layers"] else "in part"
     frozen = f", lowest {task['freeze_layers']} blocks frozen" if task["freeze_layers"] else ""
     if task["bidirectional"]:
         frozen += f", top {task['bidirectional']} blocks attending both ways"
