@@ -2,7 +2,7 @@
 answering zero-shot (generative), and the fine-tuned span model, on the same test questions.
 
     python benchmarks/qa.py                       # reads runs/qa-en and runs/qa-zh
-    python benchmarks/qa.py --train               # trains them first (about 20 min each)
+    python benchmarks/qa.py --train               # trains them first (about 50 and 25 min)
     python benchmarks/qa.py --langs en --write    # and rewrites the QA section of RESULTS.md
 
 English: train on SQuAD v1.1 dev minus XQuAD's paragraphs, score on XQuAD-en (SQuAD's

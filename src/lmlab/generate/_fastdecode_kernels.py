@@ -486,6 +486,30 @@ def _mm_i8_rows(x, qs, d, m, bias, out):
                 )
 
 
+@njit(cache=True, nogil=True)
+def _mm_q4_any(x, w, d, m, bias, out):
+    if x.shape[0] == 1:
+        _mm_q4(x, w, d, m, bias, out)
+    else:
+        _mm_q4_rows(x, w, d, m, bias, out)
+
+
+@njit(cache=True, nogil=True)
+def _mm_q8_any(x, w, d, m, bias, out):
+    if x.shape[0] == 1:
+        _mm_q8(x, w, d, bias, out)
+    else:
+        _mm_q8_rows(x, w, d, bias, out)
+
+
+@njit(cache=True, nogil=True)
+def _mm_i8_any(x, w, d, m, bias, out):
+    if x.shape[0] == 1:
+        _mm_i8(x, w, d, m, bias, out)
+    else:
+        _mm_i8_rows(x, w, d, m, bias, out)
+
+
 def _mm(x, w, d, m, bias, out):  # pragma: no cover - replaced by the overload
     """``out = x @ W.T + bias`` for a matrix of any kind (see the module docstring)."""
     raise NotImplementedError
@@ -496,17 +520,11 @@ def _mm_impl(x, w, d, m, bias, out):
     if w.ndim == 3 and w.dtype in (types.float32, types.uint16):
         return lambda x, w, d, m, bias, out: _mm_dense(x, w, bias, out)
     if w.ndim == 4 and w.dtype == types.uint8:
-        return lambda x, w, d, m, bias, out: (
-            _mm_q4(x, w, d, m, bias, out) if x.shape[0] == 1 else _mm_q4_rows(x, w, d, m, bias, out)
-        )
+        return lambda x, w, d, m, bias, out: _mm_q4_any(x, w, d, m, bias, out)
     if w.ndim == 4 and w.dtype == types.int8:
-        return lambda x, w, d, m, bias, out: (
-            _mm_q8(x, w, d, bias, out) if x.shape[0] == 1 else _mm_q8_rows(x, w, d, bias, out)
-        )
+        return lambda x, w, d, m, bias, out: _mm_q8_any(x, w, d, m, bias, out)
     if w.ndim == 3 and w.dtype == types.int8:
-        return lambda x, w, d, m, bias, out: (
-            _mm_i8(x, w, d, m, bias, out) if x.shape[0] == 1 else _mm_i8_rows(x, w, d, m, bias, out)
-        )
+        return lambda x, w, d, m, bias, out: _mm_i8_any(x, w, d, m, bias, out)
     return None
 
 
