@@ -66,7 +66,7 @@ def lexical_answer(question: str, context: str, max_span: int = 4, window: int =
         if not inside:
             continue
         ext = inside + list(range(inside[-1] + 1, min(n, inside[-1] + 1 + window)))
-        sc = sum(weight.get(w, 0.0) for w in {toks[i][0] for i in ext})
+        sc = math.fsum(weight.get(w, 0.0) for w in {toks[i][0] for i in ext})  # order-free
         if sc > best_score:
             best_sent, best_score = inside, sc
     if best_sent is None:
