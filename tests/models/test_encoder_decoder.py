@@ -90,6 +90,41 @@ def test_shared_embeddings_saved_once_and_loaded():
     assert torch.equal(other.head.weight, model.src_emb.weight)
 
 
+def test_runs_saved_before_scaled_embeddings_load_as_they_were_trained():
+    """A ``[model]`` table without ``scale_embeddings`` is an older run: unscaled embeddings."""
+    from dataclasses import asdict
+
+    from lmlab.tasks.translate.run import build_saved_model
+
+    torch.manual_seed(0)
+    old_cfg = EncoderDecoderConfig(src_vocab_size=23, tgt_vocab_size=19, d_model=32, n_head=4,
+                                   n_enc_layer=1, n_dec_layer=1, dropout=0.0,
+                                   context_length=32, scale_embeddings=False)  # fmt: skip
+    old = EncoderDecoder(old_cfg).eval()
+    table = {"family": "transformer", **asdict(old_cfg)}
+    del table["scale_embeddings"]
+    loaded = build_saved_model(table).eval()
+    loaded.load_tensors(old.tensors_for_save())
+    src, mask, tgt = batch()
+    assert torch.allclose(loaded(src, mask, tgt), old(src, mask, tgt))
+    rescaled = build_saved_model({**table, "scale_embeddings": True}).eval()
+    rescaled.load_tensors(old.tensors_for_save())
+    assert not torch.allclose(rescaled(src, mask, tgt), old(src, mask, tgt), atol=1e-3)
+
+
+def test_scaled_embeddings_start_at_unit_scale():
+    """Vaswani's scheme: token embeddings N(0, 1/d) times sqrt(d); GPT-2's: N(0, 0.02)."""
+    model = EncoderDecoder(EncoderDecoderConfig(src_vocab_size=500, tgt_vocab_size=500,
+                                                d_model=64, n_head=4, n_enc_layer=1,
+                                                n_dec_layer=1, dropout=0.0))  # fmt: skip
+    tok = model.src_emb.weight * model.embed_scale
+    assert 0.9 < float(tok.std()) < 1.1
+    gpt2 = EncoderDecoder(EncoderDecoderConfig(src_vocab_size=500, tgt_vocab_size=500,
+                                               d_model=64, n_head=4, n_enc_layer=1,
+                                               n_dec_layer=1, scale_embeddings=False))  # fmt: skip
+    assert gpt2.embed_scale == 1.0 and float(gpt2.src_emb.weight.std()) < 0.03
+
+
 def test_bad_configs_are_one_line_errors():
     with pytest.raises(LmlabError, match="one vocabulary"):
         EncoderDecoderConfig(src_vocab_size=10, tgt_vocab_size=11, shared_embeddings=True)

@@ -139,7 +139,7 @@ def test_tiny_model_learns_a_toy_translation(tmp_path, family):
         "task": {"data": {"path": str(data)}, "direction": "xx-en"},
         "tokenizer": {"src_vocab_size": 300, "tgt_vocab_size": 300},
         "model": MODELS[family],
-        "train": {"max_steps": 200, "batch_size": 32, "lr": 3e-3, "warmup": 30,
+        "train": {"max_steps": 400, "batch_size": 32, "lr": 3e-3, "warmup": 30,
                   "eval_every": 100, "max_len": 16, "threads": 1, "beam": 3},
     }  # fmt: skip
     run, reports = train_run(cfg, tmp_path / "run", progress=False, log=lambda s: None)

@@ -46,6 +46,11 @@ class EncoderDecoderConfig:
     shared_embeddings: bool = False  # one table for source and target (a shared vocabulary)
     tie_output: bool = True  # the output layer is the target embedding table
     norm_eps: float = 1e-5
+    # Vaswani et al.'s token embeddings: initialised N(0, 1/d) and multiplied by sqrt(d), with
+    # Xavier-uniform linear layers (fairseq's scheme). False: GPT-2's N(0, 0.02) everywhere,
+    # which left cross-attention unused for the first thousands of steps (runs saved before
+    # this field have it False).
+    scale_embeddings: bool = True
 
     def __post_init__(self) -> None:
         if self.shared_embeddings and self.src_vocab_size != self.tgt_vocab_size:
@@ -216,22 +221,35 @@ class EncoderDecoder(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(bc) for _ in range(config.n_dec_layer))
         self.enc_ln, self.dec_ln = _norm(bc), _norm(bc)
         self.head = nn.Linear(bc.d_model, config.tgt_vocab_size, bias=False)
-        self.apply(self._init_weights)
-        n = config.n_enc_layer + config.n_dec_layer
-        for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
-            if name.endswith("proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n))
+        self.embed_scale = math.sqrt(bc.d_model) if config.scale_embeddings else 1.0
+        self._init_parameters()
         if config.tie_output:
             self.head.weight = self.tgt_emb.weight
 
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+    def _init_parameters(self) -> None:
+        """Vaswani/fairseq initialisation (``scale_embeddings``) or GPT-2's. On Tatoeba zh->en
+        (d 256, 3+3 layers, 800 steps of 96 pairs) the first reached validation loss 2.76 and
+        greedy BLEU 16.0, GPT-2's 3.52 and 1.5 with translations that ignored the source;
+        Xavier linears alone gave 3.30, scaled embeddings alone 3.62. Learned positions stay
+        at N(0, 0.02): at unit scale beside the tokens they reached 2.97 (BLEU 11.9)."""
+        vaswani = self.config.scale_embeddings
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear):
+                if vaswani:
+                    nn.init.xavier_uniform_(m.weight)
+                else:
+                    nn.init.normal_(m.weight, mean=0.0, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                token = name in ("src_emb", "tgt_emb")
+                std = self.bcfg.d_model**-0.5 if vaswani and token else 0.02
+                nn.init.normal_(m.weight, mean=0.0, std=std)
+        if not vaswani:  # GPT-2: residual projections scaled by depth
+            n = self.config.n_enc_layer + self.config.n_dec_layer
+            for name, p in self.named_parameters():
+                if name.endswith("proj.weight"):
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n))
 
     @property
     def context_length(self) -> int:
@@ -263,6 +281,8 @@ class EncoderDecoder(nn.Module):
                 f"{self.config.context_length}"
             )
         x = table(ids)
+        if self.embed_scale != 1.0:
+            x = x * self.embed_scale
         rope = None
         if pos_table is not None:
             x = x + pos_table.weight[start : start + T]

@@ -37,6 +37,7 @@ from lmlab.tasks.translate.run import (
     TGT_TOKENIZER,
     TranslationRun,
     build_model,
+    build_saved_model,
 )
 from lmlab.tasks.translate.trainer import TranslateTrainConfig, train_translator
 from lmlab.tokenize import EOS, BPETokenizer, CharTokenizer, Tokenizer, load_tokenizer
@@ -132,8 +133,7 @@ class SummarizationRun(TranslationRun):
 def load_run(path: str | Path) -> SummarizationRun:
     p = Path(path)
     cfg = task_config(p)
-    mcfg = dict(cfg["model"])
-    model = build_model(mcfg.pop("family"), mcfg)
+    model = build_saved_model(cfg["model"])
     try:
         model.load_tensors(load_tensors_checked(p / MODEL_FILE))
     except RuntimeError as e:

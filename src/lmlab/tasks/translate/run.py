@@ -50,6 +50,16 @@ def build_model(family: str, cfg: dict[str, Any]):
     raise LmlabError(f"translation model {family!r} unknown; use {' or '.join(FAMILIES)}")
 
 
+def build_saved_model(model_cfg: dict[str, Any]):
+    """The model a saved run's ``[model]`` table describes (with ``family``); Transformers
+    saved before ``scale_embeddings`` existed were trained without it."""
+    mcfg = dict(model_cfg)
+    family = mcfg.pop("family")
+    if family == "transformer":
+        mcfg.setdefault("scale_embeddings", False)
+    return build_model(family, mcfg)
+
+
 @dataclass
 class TranslationRun:
     path: Path
@@ -167,8 +177,7 @@ class TranslationRun:
 def load_run(path: str | Path) -> TranslationRun:
     p = Path(path)
     cfg = task_config(p)
-    mcfg = dict(cfg["model"])
-    model = build_model(mcfg.pop("family"), mcfg)
+    model = build_saved_model(cfg["model"])
     try:
         model.load_tensors(load_tensors_checked(p / MODEL_FILE))
     except RuntimeError as e:
