@@ -6,6 +6,8 @@ GRU seq2seq on LCSTS on the same budget.
 
     python benchmarks/summarize.py --job transformer-lcsts --minutes 20 --threads 1
     python benchmarks/summarize.py --job transformer-csl --minutes 15 --threads 1
+    python benchmarks/summarize.py --job pointer-lcsts --minutes 20 --threads 1
+    python benchmarks/summarize.py --job pointer-csl --minutes 15 --threads 1
     python benchmarks/summarize.py --job rnn-lcsts --minutes 20 --threads 1
     python benchmarks/summarize.py --table --write     # RESULTS.md section from the runs
 
@@ -30,6 +32,7 @@ from _common import ROOT, results_section, shared, table  # noqa: E402
 OUT = ROOT / "benchmarks" / "out" / "summarize"
 TRANSFORMER = {"family": "transformer", "d_model": 256, "n_head": 4, "n_enc_layer": 3,
                "n_dec_layer": 3, "d_ff": 1024, "block": "gpt2"}  # fmt: skip
+POINTER = {**TRANSFORMER, "copy": True}  # the same Transformer with a pointer-generator output
 RNN = {"family": "rnn", "embed_dim": 256, "hidden": 512, "attn_dim": 256}
 # text tokens kept (characters): LCSTS texts are at most 152, CSL abstracts 410 at the 95th
 # percentile (longer ones are cut, and counted in results.json)
@@ -42,6 +45,7 @@ DATA = {"lcsts": {"max_len": 160, "summary_max_len": 32, "batch_size": 32, "eval
                 "valid_rouge": 100}}  # fmt: skip
 DROPOUT = {"lcsts": 0.1, "csl": 0.3}
 JOBS = {"transformer-lcsts": (TRANSFORMER, "lcsts"), "transformer-csl": (TRANSFORMER, "csl"),
+        "pointer-lcsts": (POINTER, "lcsts"), "pointer-csl": (POINTER, "csl"),
         "rnn-lcsts": (RNN, "lcsts")}  # fmt: skip
 K = 1  # extractive baselines: one sentence (a headline, a title)
 

@@ -20,11 +20,12 @@ def model_for(kind: str, seed: int):
     if kind == "rnn":
         m = Seq2SeqRNN(Seq2SeqRNNConfig(src_vocab_size=20, tgt_vocab_size=6, embed_dim=16,
                                         hidden=16, attn_dim=8, dropout=0.0, context_length=24))  # fmt: skip
-    else:
-        m = EncoderDecoder(EncoderDecoderConfig(src_vocab_size=20, tgt_vocab_size=6,
+    else:  # "copy": a pointer-generator over one vocabulary for source and target
+        copy = kind == "copy"
+        m = EncoderDecoder(EncoderDecoderConfig(src_vocab_size=20, tgt_vocab_size=20 if copy else 6,
                                                 d_model=32, n_head=2, n_enc_layer=1,
                                                 n_dec_layer=2, dropout=0.0, context_length=24,
-                                                tie_output=False))  # fmt: skip
+                                                tie_output=False, copy=copy))  # fmt: skip
     with torch.no_grad():  # peakier distributions, so that the end token and ties of beams occur
         m.head.weight.mul_(40.0)
     return m.eval()
@@ -47,7 +48,7 @@ def logprob(model, src, mask, tokens: list[int]) -> float:
     return float(lp.gather(1, tgt[0, 1:, None]).sum())
 
 
-@pytest.mark.parametrize("kind", ["transformer", "rnn"])
+@pytest.mark.parametrize("kind", ["transformer", "copy", "rnn"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_beam_width_one_is_greedy(kind, seed):
     model = model_for(kind, seed)
@@ -60,7 +61,7 @@ def test_beam_width_one_is_greedy(kind, seed):
         assert n[0].logprob == pytest.approx(h.logprob, abs=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["transformer", "rnn"])
+@pytest.mark.parametrize("kind", ["transformer", "copy", "rnn"])
 @pytest.mark.parametrize(("alpha", "early"), [(0.0, True), (1.0, True), (0.6, False)])
 def test_beam_never_scores_below_greedy(kind, alpha, early):
     for seed in range(4):
@@ -74,10 +75,11 @@ def test_beam_never_scores_below_greedy(kind, alpha, early):
                 assert best[0].score >= gh.score - 1e-5
 
 
-@pytest.mark.parametrize("kind", ["transformer", "rnn"])
+@pytest.mark.parametrize("kind", ["transformer", "copy", "rnn"])
 def test_scores_are_the_models_log_probabilities(kind):
-    model = model_for(kind, 3)
-    src, mask = sources(3)
+    seed = 5 if kind == "copy" else 3  # seeds whose beams do reach the end token
+    model = model_for(kind, seed)
+    src, mask = sources(seed)
     nbest = beam_search(model, src, mask, BOS, EOS, width=4, n_best=3, max_len=10, alpha=0.7)
     ended = 0
     for r, hyps in enumerate(nbest):

@@ -17,13 +17,14 @@ def tiny(kind: str, block: str = "gpt2"):
         return Seq2SeqRNN(Seq2SeqRNNConfig(src_vocab_size=23, tgt_vocab_size=19, embed_dim=16,
                                            hidden=24, attn_dim=12, dropout=0.0,
                                            context_length=32)).eval()  # fmt: skip
-    cfg = EncoderDecoderConfig(src_vocab_size=23, tgt_vocab_size=19, d_model=32, n_head=4,
-                               n_enc_layer=2, n_dec_layer=2, block=block, dropout=0.0,
-                               context_length=32)  # fmt: skip
+    copy = kind == "copy"  # a pointer-generator needs one vocabulary
+    cfg = EncoderDecoderConfig(src_vocab_size=23, tgt_vocab_size=23 if copy else 19, d_model=32,
+                               n_head=4, n_enc_layer=2, n_dec_layer=2, block=block, dropout=0.0,
+                               context_length=32, copy=copy)  # fmt: skip
     return EncoderDecoder(cfg).eval()
 
 
-MODELS = [("transformer", "gpt2"), ("transformer", "llama"), ("rnn", "gpt2")]
+MODELS = [("transformer", "gpt2"), ("transformer", "llama"), ("copy", "gpt2"), ("rnn", "gpt2")]
 
 
 def batch():
@@ -125,9 +126,29 @@ def test_scaled_embeddings_start_at_unit_scale():
     assert gpt2.embed_scale == 1.0 and float(gpt2.src_emb.weight.std()) < 0.03
 
 
+def test_copy_output_is_a_distribution_that_can_only_copy_when_the_gate_closes():
+    model = tiny("copy")
+    src, mask, tgt = batch()
+    with torch.no_grad():
+        lp = model(src, mask, tgt)
+        torch.testing.assert_close(lp.exp().sum(-1), torch.ones(3, 9), atol=1e-5, rtol=0)
+        model.copy_head.gate.bias.fill_(-40.0)  # all mass to the copy distribution
+        copied = model(src, mask, tgt).exp()
+        model.copy_head.gate.bias.fill_(40.0)  # all mass to the vocabulary
+        generated = model(src, mask, tgt)
+        state = model.start(src, mask)
+        head = model.head(model.dec_ln(model.decoder_states(tgt, state)))
+    for row in range(3):  # only the row's unmasked source tokens can be copied
+        ids = src[row][mask[row]].unique()
+        torch.testing.assert_close(copied[row][:, ids].sum(-1), torch.ones(9), atol=1e-5, rtol=0)
+    torch.testing.assert_close(generated, head.log_softmax(-1), atol=1e-4, rtol=0)
+
+
 def test_bad_configs_are_one_line_errors():
     with pytest.raises(LmlabError, match="one vocabulary"):
         EncoderDecoderConfig(src_vocab_size=10, tgt_vocab_size=11, shared_embeddings=True)
+    with pytest.raises(LmlabError, match="one vocabulary"):
+        EncoderDecoderConfig(src_vocab_size=10, tgt_vocab_size=11, copy=True)
     with pytest.raises(LmlabError, match="divisible"):
         EncoderDecoderConfig(d_model=30, n_head=4)
     model = tiny("transformer")

@@ -51,10 +51,17 @@ class EncoderDecoderConfig:
     # which left cross-attention unused for the first thousands of steps (runs saved before
     # this field have it False).
     scale_embeddings: bool = True
+    # A pointer-generator output (See et al. 2017): a gate mixes the vocabulary distribution
+    # with a copy distribution, an attention over the source tokens, so a word of the source
+    # can be written out whether or not the decoder learned to generate it. Needs one
+    # vocabulary for source and target (summarisation); off for translation.
+    copy: bool = False
 
     def __post_init__(self) -> None:
         if self.shared_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise LmlabError("shared_embeddings needs one vocabulary for source and target")
+        if self.copy and self.src_vocab_size != self.tgt_vocab_size:
+            raise LmlabError("model.copy needs one vocabulary for source and target")
         if min(self.n_enc_layer, self.n_dec_layer) < 1:
             raise LmlabError("an encoder-decoder needs at least one encoder and decoder layer")
         self.block_config()  # checks d_model, heads and block
@@ -145,6 +152,36 @@ class CrossAttention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
+class CopyHead(nn.Module):
+    """The pointer-generator output: ``p = g * softmax(logits) + (1 - g) * copy``, where
+    ``copy`` puts a single-head attention over the encoder's output on the source tokens'
+    ids and ``g = sigmoid(w . [h; context])``. Returns ``log p``: log-probabilities, which
+    softmax, log-softmax and cross-entropy leave unchanged, so the model's output can be
+    used wherever logits are."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+        self.gate = nn.Linear(2 * d, 1)
+
+    def memory(self, memory: torch.Tensor, src: torch.Tensor) -> tuple:
+        """What decoding keeps of the source: copy keys, encoder output, token ids."""
+        return self.k(memory), memory, src
+
+    def forward(self, h, logits, mem, mem_mask) -> torch.Tensor:
+        keys, memory, src = mem
+        with torch.autocast(h.device.type, enabled=False):
+            h, keys, memory = h.float(), keys.float(), memory.float()
+            e = (self.q(h) @ keys.transpose(1, 2)) / math.sqrt(h.shape[-1])  # (B, T, S)
+            a = e.masked_fill(~mem_mask[:, 0], float("-inf")).softmax(-1)
+            g = torch.sigmoid(self.gate(torch.cat([h, a @ memory], -1)))  # (B, T, 1)
+            p = g * logits.float().softmax(-1)
+            B, T, S = a.shape
+            p = p.scatter_add(2, src[:, None, :].expand(B, T, S), (1 - g) * a)
+            return torch.log(p + 1e-9)
+
+
 class EncoderBlock(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -184,6 +221,7 @@ class DecoderState:
     mem_mask: torch.Tensor  # (B, 1, 1, S) bool, True where a source token is
     cache: list[list] = field(default_factory=list)
     pos: int = 0  # target tokens already decoded
+    copy: tuple | None = None  # CopyHead.memory's (keys, encoder output, source ids)
 
     def select(self, rows: torch.Tensor) -> DecoderState:
         """The state of rows ``rows`` (repeat or reorder hypotheses in beam search)."""
@@ -192,6 +230,7 @@ class DecoderState:
             self.mem_mask[rows],
             [[None if t is None else t[rows] for t in c] for c in self.cache],
             self.pos,
+            None if self.copy is None else tuple(t[rows] for t in self.copy),
         )
 
 
@@ -221,6 +260,7 @@ class EncoderDecoder(nn.Module):
         self.decoder = nn.ModuleList(DecoderBlock(bc) for _ in range(config.n_dec_layer))
         self.enc_ln, self.dec_ln = _norm(bc), _norm(bc)
         self.head = nn.Linear(bc.d_model, config.tgt_vocab_size, bias=False)
+        self.copy_head = CopyHead(bc.d_model) if config.copy else None
         self.embed_scale = math.sqrt(bc.d_model) if config.scale_embeddings else 1.0
         self._init_parameters()
         if config.tie_output:
@@ -302,28 +342,44 @@ class EncoderDecoder(nn.Module):
         """Encode the source once; the state that :meth:`step` continues from."""
         memory = self.encode(src, src_mask)
         kv = [b.cross.memory_kv(memory) for b in self.decoder]
-        return DecoderState(kv, src_mask[:, None, None, :], [[None, None] for _ in self.decoder])
+        copy = None if self.copy_head is None else self.copy_head.memory(memory, src)
+        return DecoderState(
+            kv, src_mask[:, None, None, :], [[None, None] for _ in self.decoder], copy=copy
+        )
 
-    def step(self, tgt: torch.Tensor, state: DecoderState) -> torch.Tensor:
-        """Logits ``(B, T, V)`` of target tokens ``tgt`` ``(B, T)`` following those already in
-        ``state`` (advanced in place)."""
+    def _output(self, x, copy, mem_mask) -> torch.Tensor:
+        h = self.dec_ln(x)
+        logits = self.head(h)
+        if self.copy_head is None:
+            return logits
+        return self.copy_head(h, logits, copy, mem_mask)
+
+    def decoder_states(self, tgt: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """The last decoder block's output ``(B, T, d)`` for target tokens ``tgt`` ``(B, T)``
+        following those already in ``state`` (advanced in place), before the final norm."""
         x, rope = self._embed(tgt, self.tgt_emb, self.tgt_pos, state.pos)
         for i, block in enumerate(self.decoder):
             x = block(x, rope, state.mem_kv[i], state.mem_mask, state.cache[i])
         state.pos += tgt.shape[1]
-        return self.head(self.dec_ln(x))
+        return x
+
+    def step(self, tgt: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """Logits ``(B, T, V)`` (log-probabilities with ``copy``) of target tokens ``tgt``
+        ``(B, T)`` following those already in ``state`` (advanced in place)."""
+        return self._output(self.decoder_states(tgt, state), state.copy, state.mem_mask)
 
     def forward(
         self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor
     ) -> torch.Tensor:
-        """Teacher-forced logits ``(B, T, V)``: ``tgt_in`` is the target shifted right (it
-        starts with the start token)."""
+        """Teacher-forced logits ``(B, T, V)`` (log-probabilities with ``copy``): ``tgt_in``
+        is the target shifted right (it starts with the start token)."""
         memory = self.encode(src, src_mask)
         x, rope = self._embed(tgt_in, self.tgt_emb, self.tgt_pos, 0)
         mem_mask = src_mask[:, None, None, :]
         for block in self.decoder:
             x = block(x, rope, block.cross.memory_kv(memory), mem_mask)
-        return self.head(self.dec_ln(x))
+        copy = None if self.copy_head is None else self.copy_head.memory(memory, src)
+        return self._output(x, copy, mem_mask)
 
     @torch.no_grad()
     def cross_attention(
