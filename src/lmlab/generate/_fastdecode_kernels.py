@@ -26,7 +26,8 @@ So a model read from a GGUF file decodes from the file's own blocks (a quarter t
 of the float32 bytes) while computing in float32 on exactly the weights of its float model
 - activations are never quantised. Missing biases are zeros; unused tensors (no MLP, no
 learned positions, no RoPE) are small dummies. The KV cache is ``(L, B, n_kv, context,
-head_dim)``, shared with PyTorch, always float32. numba compiles one specialisation per
+head_dim)``, shared with PyTorch, always float32; attention reads it once per KV head for
+all the query heads that share it, its two products through BLAS (numba's ``np.dot``). numba compiles one specialisation per
 combination of matrix kinds.
 """
 
@@ -585,35 +586,93 @@ def _erf(x):
     return x * p / q
 
 
+@intrinsic
+def _pow2(typingctx, n):
+    """``2**n`` as a float32 for an int32 ``n`` in [-126, 127]: the exponent bits set."""
+    if n != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        bits = builder.shl(builder.add(args[0], ir.Constant(i32, 127)), ir.Constant(i32, 23))
+        return builder.bitcast(bits, ir.FloatType())
+
+    return types.float32(n), codegen
+
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI, _LN2_LO = np.float32(0.693359375), np.float32(-2.12194440e-4)
+_EXP_P = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                       4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))  # fmt: skip
+
+
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _exp(x):
+    """``exp(x)`` in float32 for ``x <= 0`` (Cephes' ``expf``: ``2**n * e**r``, a degree-7
+    polynomial for ``|r| <= ln 2 / 2``, within 2 ulp of the exact value; below -87 gives
+    ~1e-38). No calls and no branches, so a loop of them vectorises, where ``math.exp``
+    is a scalar libm call per attention score."""
+    x = max(x, np.float32(-87.0))
+    n = math.floor(x * _LOG2E + np.float32(0.5))
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    c0, c1, c2, c3, c4, c5 = _EXP_P
+    y = ((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5
+    y = (y * r) * r + r + np.float32(1.0)
+    return y * _pow2(np.int32(n))
+
+
 @njit(cache=True, fastmath=False, nogil=True)
-def _dot(x, y):
-    """``x . y`` in sixteen interleaved partial sums: independent chains over consecutive
-    elements, which LLVM packs into vector registers (an attention score per cached
-    position is one of these over a head's 64 values)."""
+def _attend(q, keys, vals, scale, out):
+    """Softmax attention of the ``group`` queries ``q`` (group, hd) that share one KV head
+    over its cached ``keys`` and ``vals`` (n, hd) into ``out`` (group, hd). The scores and
+    the weighted values are two small matrix products through BLAS (numba's ``np.dot``:
+    the cache is read once per KV head, not once per query head, and BLAS's kernels are
+    vectorised where a dot product per position is not); the exponentials are a loop that
+    vectorises."""
+    s = np.dot(q, keys.T)  # (group, n)
+    group, n = s.shape
+    for h in range(group):
+        sh = s[h]
+        top = -np.inf
+        for t in range(n):
+            sh[t] *= scale
+            top = max(top, sh[t])
+        for t in range(n):
+            sh[t] = _exp(sh[t] - top)
+        inv = np.float32(1.0) / _sum(sh)
+        for t in range(n):
+            sh[t] *= inv
+    out[:] = np.dot(s, vals)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _sum(x):
+    """``sum(x)`` in sixteen interleaved partial sums: independent chains, which LLVM
+    packs into a vector register."""
     n = x.shape[0]
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float32(0.0)
     s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = np.float32(0.0)
     i = 0
     while i + 16 <= n:
-        s0 += x[i] * y[i]
-        s1 += x[i + 1] * y[i + 1]
-        s2 += x[i + 2] * y[i + 2]
-        s3 += x[i + 3] * y[i + 3]
-        s4 += x[i + 4] * y[i + 4]
-        s5 += x[i + 5] * y[i + 5]
-        s6 += x[i + 6] * y[i + 6]
-        s7 += x[i + 7] * y[i + 7]
-        s8 += x[i + 8] * y[i + 8]
-        s9 += x[i + 9] * y[i + 9]
-        s10 += x[i + 10] * y[i + 10]
-        s11 += x[i + 11] * y[i + 11]
-        s12 += x[i + 12] * y[i + 12]
-        s13 += x[i + 13] * y[i + 13]
-        s14 += x[i + 14] * y[i + 14]
-        s15 += x[i + 15] * y[i + 15]
+        s0 += x[i]
+        s1 += x[i + 1]
+        s2 += x[i + 2]
+        s3 += x[i + 3]
+        s4 += x[i + 4]
+        s5 += x[i + 5]
+        s6 += x[i + 6]
+        s7 += x[i + 7]
+        s8 += x[i + 8]
+        s9 += x[i + 9]
+        s10 += x[i + 10]
+        s11 += x[i + 11]
+        s12 += x[i + 12]
+        s13 += x[i + 13]
+        s14 += x[i + 14]
+        s15 += x[i + 15]
         i += 16
     while i < n:
-        s0 += x[i] * y[i]
+        s0 += x[i]
         i += 1
     return (((s0 + s8) + (s4 + s12)) + ((s2 + s10) + (s6 + s14))) + (
         ((s1 + s9) + (s5 + s13)) + ((s3 + s11) + (s7 + s15))
@@ -722,7 +781,8 @@ def decode_step(
     qkv = np.empty((n, (n_head + 2 * n_kv) * hd), np.float32)
     u = np.empty((n, 2 * n_ff if llama else n_ff), np.float32)
     a = np.empty((n, n_ff), np.float32)
-    scores = np.empty(ctx, np.float32)
+    qg = np.empty((group, hd), np.float32)  # one KV head's queries
+    og = np.empty((group, hd), np.float32)  # and their attention outputs
     k0, v0 = n_head * hd, (n_head + n_kv) * hd
     for b in range(n):
         emb = tok_emb[ids[b]]
@@ -748,27 +808,10 @@ def decode_step(
         for b in range(n):
             p, qb = pos[b], qkv[b]
             kl, vl = kc[layer, rows[b]], vc[layer, rows[b]]
-            for j in range(n_head):
-                q = qb[j * hd : (j + 1) * hd]
-                keys, vals = kl[j // group], vl[j // group]
-                top = -np.inf
-                for t in range(p + 1):
-                    s = _dot(q, keys[t]) * scale
-                    scores[t] = s
-                    if s > top:
-                        top = s
-                total = np.float32(0.0)
-                for t in range(p + 1):
-                    e = np.float32(math.exp(scores[t] - top))
-                    scores[t] = e
-                    total += e
-                yj = y[b, j * hd : (j + 1) * hd]
-                yj[:] = 0.0
-                for t in range(p + 1):
-                    w = scores[t] / total
-                    vt = vals[t]
-                    for i in range(hd):
-                        yj[i] += w * vt[i]
+            for g in range(n_kv):  # query heads g*group ... share KV head g
+                qg[:] = qb[g * group * hd : (g + 1) * group * hd].reshape(group, hd)
+                _attend(qg, kl[g, : p + 1], vl[g, : p + 1], scale, og)
+                y[b, g * group * hd : (g + 1) * group * hd] = og.reshape(group * hd)
         _mm(y, proj_w[layer], proj_d[layer], proj_m[layer], proj_b[layer], r)
         x += r
         if not has_mlp:

@@ -121,6 +121,20 @@ class _KernelLoader:
 
 
 _LOADERS: dict[tuple[str, ...], _KernelLoader] = {}
+_BLAS: list = []  # threadpoolctl's controller of the loaded BLAS libraries, made once
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs on one thread: the kernel's attention calls it (numba's
+    ``np.dot``) for products too small to share, and OpenBLAS would otherwise hand larger
+    ones to its spinning thread pool from inside a single-threaded kernel."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
+
+
 _LOADERS_LOCK = threading.Lock()
 
 
@@ -413,36 +427,38 @@ class FastDecoder:
             else:
                 tok_emb = self.qemb.rows(torch.from_numpy(ids)).numpy()
                 ids = np.arange(ids.shape[0], dtype=np.int64)
-        status = self.loader.wait()(
-            ids,
-            rows,
-            pos,
-            keep,
-            tok_emb,
-            self.pos_emb,
-            self.ln1_w,
-            self.ln1_b,
-            *self.qkv,
-            self.qkv_b,
-            *self.proj,
-            self.proj_b,
-            self.ln2_w,
-            self.ln2_b,
-            *self.fc,
-            self.fc_b,
-            *self.fc2,
-            self.fc2_b,
-            self.lnf_w,
-            self.lnf_b,
-            *self.head,
-            self.rope_cos,
-            self.rope_sin,
-            kc,
-            vc,
-            self.cfg,
-            self.eps,
-            out,
-        )
+        kernel = self.loader.wait()
+        with _one_blas_thread():
+            status = kernel(
+                ids,
+                rows,
+                pos,
+                keep,
+                tok_emb,
+                self.pos_emb,
+                self.ln1_w,
+                self.ln1_b,
+                *self.qkv,
+                self.qkv_b,
+                *self.proj,
+                self.proj_b,
+                self.ln2_w,
+                self.ln2_b,
+                *self.fc,
+                self.fc_b,
+                *self.fc2,
+                self.fc2_b,
+                self.lnf_w,
+                self.lnf_b,
+                *self.head,
+                self.rope_cos,
+                self.rope_sin,
+                kc,
+                vc,
+                self.cfg,
+                self.eps,
+                out,
+            )
         if status:
             raise LmlabError(
                 f"token id out of range for a vocabulary of {vocab}, or a row would exceed "
