@@ -223,8 +223,9 @@ def train_run(
                       f"{tcfg.summary_max_len} tokens cut; raise --summary-max-len to keep "
                       "more", stacklevel=2)  # fmt: skip
     model_cfg.update(src_vocab_size=tok.vocab_size, tgt_vocab_size=tok.vocab_size)
-    if family == "transformer":
+    if family == "transformer":  # one vocabulary: shared embeddings, and a pointer-generator
         model_cfg.setdefault("shared_embeddings", True)
+        model_cfg.setdefault("copy", True)
     model_cfg.setdefault("context_length", max(tcfg.max_len, tcfg.summary_max_len + 1))
     import torch
 
