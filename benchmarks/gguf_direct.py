@@ -88,7 +88,9 @@ def worker(path: str, what: str, ids: list[int]) -> dict:
 
     torch.set_num_threads(1)
     if path == "llama.cpp":
-        import llama_cpp
+        from _llamacpp import llama_cpp as _lc
+
+        llama_cpp = _lc()
 
         t = time.perf_counter()
         llm = llama_cpp.Llama(str(_gguf()), n_ctx=2048, n_threads=1, n_threads_batch=1,
@@ -159,7 +161,12 @@ def main() -> None:
     try:
         import llama_cpp  # noqa: F401
 
+        from _llamacpp import configure
+
         paths = PATHS
+        llama_note = configure(str(_gguf()))
+        if llama_note:
+            print(llama_note)
     except ImportError:
         paths = PATHS[:-1]
     file_mb = _gguf().stat().st_size / 1e6

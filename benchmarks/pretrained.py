@@ -30,6 +30,7 @@ Run: .venv/bin/python benchmarks/pretrained.py [--rounds 3] [--results benchmark
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -120,7 +121,9 @@ def worker_lmlab(engine: str, threads: int, ids: list[int], t0: float) -> dict:
 
 
 def worker_llamacpp(threads: int, ids: list[int], path: str, t0: float) -> dict:
-    import llama_cpp  # and nothing of lmlab's or torch's: the process's RSS is llama.cpp's
+    from _llamacpp import llama_cpp as _lc  # nothing of lmlab's or torch's: the RSS is llama.cpp's
+
+    llama_cpp = _lc()
 
     llm = llama_cpp.Llama(
         path, n_ctx=1024, n_batch=512, n_threads=threads,
@@ -151,7 +154,9 @@ def _timings(load, start, stamps, tokens, **extra) -> dict:
 
 
 def worker_quality(ids: list[int], path: str) -> dict:
-    import llama_cpp
+    from _llamacpp import llama_cpp as _lc
+
+    llama_cpp = _lc()
     import numpy as np
     import torch
 
@@ -230,10 +235,14 @@ def main() -> None:
         return
 
     from _common import table, write_results
+    from _llamacpp import configure
     from lmlab.interop.gguf_import import _fields, _reader, gguf_tokenizer
     from lmlab.interop.sources import builtin_path
 
     path = builtin_path("smollm2")
+    llama_note = configure(str(path)) if importlib.util.find_spec("llama_cpp") else ""
+    if llama_note:
+        print(llama_note)
     ids = prose_ids(gguf_tokenizer(_fields(_reader(path)), path))
     inp = Path(tempfile.mkdtemp(prefix="lmlab-bench-")) / "input.json"
     inp.write_text(json.dumps({"ids": ids, "path": str(path)}))

@@ -21,8 +21,9 @@ process, interleaved rounds, median and spread): lmlab int4 g32, lmlab int8, lml
 (decoding from the GGUF's blocks, the pre-quantisation path) and llama.cpp Q4_1, at
 ``--threads`` (default 1: on these shared cores llama.cpp's thread pool collapses at 2):
 load time, time to first token, prefill and decode tokens/s, peak RSS; and 8 streams
-decoded together (lmlab's engine, 8 rows per kernel step) against 8x llama.cpp's batch-1
-rate. Targets: int4 decode >= 1.0x llama.cpp (stretch 1.3x), prefill >= 1.0x, peak RSS
+decoded together: lmlab's engine (8 rows per kernel step) against llama.cpp's own batched
+decoding (one ``llama_batch`` of 8 sequences per step, the prompt's KV cells shared, through
+``llama-cpp-python``'s C API) and against 8x llama.cpp's batch-1 rate. Targets: int4 decode >= 1.0x llama.cpp (stretch 1.3x), prefill >= 1.0x, peak RSS
 <= 1.5x the GGUF's size.
 
 Run (on a quiet machine): .venv/bin/python
@@ -162,9 +163,9 @@ def worker_quality(model: str, source: str, variant: str, ids: list[int]) -> dic
 
     torch.set_num_threads(1)
     if variant == "llama.cpp":
-        import llama_cpp
+        from _llamacpp import llama_cpp as _lc
 
-        llm = llama_cpp.Llama(source, n_ctx=2048, n_batch=512, n_threads=1, n_threads_batch=1,
+        llm = _lc().Llama(source, n_ctx=2048, n_batch=512, n_threads=1, n_threads_batch=1,
                               logits_all=True, verbose=False)  # fmt: skip
         load = time.perf_counter() - T0
         rss = _current_rss_mb()
@@ -212,6 +213,56 @@ def worker_speed(engine: str, threads: int, ids: list[int], rows: int = 1) -> di
             tokens.append(ev.token_id)
     res = _timings(load, start, stamps, tokens, kinds=dec.kinds)
     res["rows"], res["rss_mb"] = rows, _rss_mb()
+    return res
+
+
+def worker_llamacpp_batched(threads: int, ids: list[int], path: str, rows: int) -> dict:
+    """llama.cpp decoding ``rows`` greedy streams after one prompt as its own server does:
+    the prompt prefilled once into every sequence (a unified KV cache shares its cells), then
+    one ``llama_decode`` of ``rows`` tokens, one per sequence, per step."""
+    import numpy as np
+
+    from _llamacpp import llama_cpp
+
+    lc = llama_cpp()
+    lc.llama_backend_init()
+    model = lc.llama_model_load_from_file(path.encode(), lc.llama_model_default_params())
+    cp = lc.llama_context_default_params()
+    cp.n_ctx = len(ids) + rows * NEW_TOKENS + 64  # the prompt's cells once, then every row's
+    cp.n_batch = cp.n_ubatch = 512
+    cp.n_seq_max, cp.kv_unified = rows, True
+    cp.n_threads = cp.n_threads_batch = threads
+    ctx = lc.llama_init_from_model(model, cp)
+    n_vocab = lc.llama_vocab_n_tokens(lc.llama_model_get_vocab(model))
+    batch = lc.llama_batch_init(512, 0, rows)
+    load = time.perf_counter() - T0
+
+    def decode(entries: list[tuple[int, int, list[int], bool]]) -> None:
+        batch.n_tokens = len(entries)
+        for i, (tok, pos, seqs, logits) in enumerate(entries):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, len(seqs)
+            for j, seq in enumerate(seqs):
+                batch.seq_id[i][j] = seq
+            batch.logits[i] = logits
+        if lc.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def argmax(i: int) -> int:
+        logits = np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, i), shape=(n_vocab,))
+        return int(logits.argmax())
+
+    start = time.perf_counter()
+    everyone = list(range(rows))
+    decode([(t, p, everyone, p == len(ids) - 1) for p, t in enumerate(ids)])
+    streams = [[argmax(len(ids) - 1)] for _ in everyone]
+    stamps = [time.perf_counter()]
+    for step in range(NEW_TOKENS - 1):
+        decode([(streams[r][-1], len(ids) + step, [r], True) for r in everyone])
+        for r in everyone:
+            streams[r].append(argmax(r))
+        stamps.append(time.perf_counter())
+    res = _timings(load, start, stamps, streams[0])
+    res["rows"], res["same_streams"] = rows, all(s == streams[0] for s in streams)
     return res
 
 
@@ -269,6 +320,9 @@ def main() -> None:
         elif args.worker[0] == "llama.cpp":
             res = worker_llamacpp(int(args.worker[1]), inp["ids"][:PROMPT_TOKENS], _gguf(), T0)
             res["rss_mb"] = _rss_mb()
+        elif args.worker[0] == "llama.cpp batched":
+            res = worker_llamacpp_batched(int(args.worker[1]), inp["ids"][:PROMPT_TOKENS],
+                                          _gguf(), int(args.worker[2]))  # fmt: skip
         else:
             res = worker_speed(args.worker[0], int(args.worker[1]), inp["ids"][:PROMPT_TOKENS],
                                int(args.worker[2]))  # fmt: skip
@@ -276,7 +330,9 @@ def main() -> None:
         return
 
     from _common import table, write_results
+    from _llamacpp import configure
 
+    llama_note = "" if args.replay else configure(_gguf())
     began = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     load_before = os.getloadavg()
     raw = OUT / "results.json"  # each part's figures are merged into it
@@ -332,11 +388,11 @@ def main() -> None:
                     speed.setdefault((engine, n, 1), []).append(r)
                     print(f"round {rnd + 1} {engine} x{n}: decode {r['decode_tok_s']:.1f} "
                           f"prefill {r['prefill_tok_s']:.0f} RSS {r['rss_mb']:.0f}", flush=True)  # fmt: skip
-                r = spawn("lmlab int4 g32", str(n), "8", str(inputs["smollm2"]))
-                speed.setdefault(("lmlab int4 g32", n, 8), []).append(r)
-                print(
-                    f"round {rnd + 1} int4 x8 rows: {r['decode_tok_s'] * 8:.1f} tok/s", flush=True
-                )
+                for engine in ("lmlab int4 g32", "llama.cpp batched"):
+                    r = spawn(engine, str(n), "8", str(inputs["smollm2"]))
+                    speed.setdefault((engine, n, 8), []).append(r)
+                    print(f"round {rnd + 1} {engine} x8 rows: {r['decode_tok_s'] * 8:.1f} tok/s",
+                          flush=True)  # fmt: skip
     load_after = os.getloadavg() if not args.replay else tuple(saved["load_after"])
     if args.replay:
         load_before, began = tuple(saved["load_before"]), saved["began"]
@@ -379,15 +435,27 @@ def main() -> None:
                              med([r["prefill_tok_s"] for r in rs], ".0f"), ratio("prefill_tok_s"),
                              med([r["decode_tok_s"] for r in rs], ".1f"), ratio("decode_tok_s"),
                              f"{rss:.0f} ({rss / gguf_mb:.1f}x)"])  # fmt: skip
-            rs8 = speed.get(("lmlab int4 g32", n, 8))
-            if rs8 and ref:
-                agg = [8 * r["decode_tok_s"] for r in rs8]
+            rs8, ref8 = speed.get(("lmlab int4 g32", n, 8)), speed.get(("llama.cpp batched", n, 8))
+            agg8 = statistics.median(8 * r["decode_tok_s"] for r in ref8) if ref8 else None
+            for label, rs in (("lmlab int4 g32", rs8), ("llama.cpp Q4_1", ref8)):
+                if not (rs and ref):
+                    continue
+                agg = [8 * r["decode_tok_s"] for r in rs]
                 base = 8 * statistics.median(r["decode_tok_s"] for r in ref)
-                rows.append(["lmlab int4 g32, 8 streams (aggregate)", n, "-", "-", "-", "-",
-                             med(agg, ".1f"), f"{statistics.median(agg) / base:.2f}x of 8x batch-1",
-                             "-"])  # fmt: skip
-                verdicts.append(f"- 8 streams: lmlab int4 {statistics.median(agg):.1f} tok/s vs 8x "
-                                f"llama.cpp batch-1 {base:.1f}")  # fmt: skip
+                vs = f"{statistics.median(agg) / agg8:.2f}x batched, " if agg8 else ""
+                rows.append([f"{label}, 8 streams (aggregate)", n, "-", "-", "-", "-",
+                             med(agg, ".1f"), f"{vs}{statistics.median(agg) / base:.2f}x of 8x "
+                             "batch-1", "-"])  # fmt: skip
+            if rs8 and ref:
+                agg = statistics.median(8 * r["decode_tok_s"] for r in rs8)
+                base = 8 * statistics.median(r["decode_tok_s"] for r in ref)
+                batched = (
+                    f", llama.cpp's own 8-stream batch {agg8:.1f} ({agg / agg8:.2f}x)"
+                    if agg8
+                    else ""
+                )
+                verdicts.append(f"- 8 streams: lmlab int4 {agg:.1f} tok/s{batched}; 8x "
+                                f"llama.cpp batch-1 {base:.1f} ({agg / base:.2f}x)")  # fmt: skip
             if ref and speed.get(("lmlab int4 g32", n, 1)):
                 mine = speed[("lmlab int4 g32", n, 1)]
                 for key, word, target in (("decode_tok_s", "decode", 1.0),
@@ -408,7 +476,7 @@ def main() -> None:
                      f"min-max):\n\n" + table(head, rows))  # fmt: skip
     if not speed:
         parts.append("Speed: not in this results file (run `--part speed` on a quiet machine).")
-    body = "\n\n".join(parts + ["\n".join(verdicts), NOTES])
+    body = "\n\n".join(parts + ["\n".join(verdicts), NOTES] + ([llama_note] if llama_note else []))
     print("\n" + body)
     if args.results:
         cmd = ("`.venv/bin/python benchmarks/quantize.py"

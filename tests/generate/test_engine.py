@@ -48,6 +48,19 @@ def test_seeded_samples_repeat_and_n_samples(tok) -> None:
     assert len(a) == 3 and len({c.text for c in a}) > 1
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_n_greedy_samples_share_one_prefill_and_equal_one_sample(tok, fast) -> None:
+    """n samples prefill the prompt once and copy its keys and values to every row: greedy,
+    each is the single sample's continuation, also after the KV cache has grown."""
+    m = model(tok, ctx=300).eval()
+    prompt = "abcdefghij klmnop" * 16  # 272 characters: beyond the cache's first 256 rows
+    one = generate(m, tok, prompt, SamplingParams(max_new_tokens=20, temperature=0),
+                   fast_decode=fast)[0]  # fmt: skip
+    many = generate(m, tok, prompt, SamplingParams(max_new_tokens=20, temperature=0, n=3),
+                    fast_decode=fast)  # fmt: skip
+    assert [c.token_ids for c in many] == [one.token_ids] * 3
+
+
 def test_stop_strings_are_never_emitted() -> None:
     tok = CharTokenizer.train(["abc"])
     st = _SampleText(tok, ["bc"])

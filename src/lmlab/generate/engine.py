@@ -18,6 +18,7 @@ from lmlab.errors import LmlabError
 from lmlab.generate.fastdecode import fast_decoder
 from lmlab.generate.sampling import SamplingParams, choose
 from lmlab.models import LanguageModel
+from lmlab.models.transformer import KVCache
 from lmlab.tokenize import Tokenizer
 
 # Prompts of up to this many tokens (over all rows) are prefilled by the decoding kernel
@@ -183,6 +184,13 @@ class _SampleText:
         return out
 
 
+def _prefill(model, fast, prompt: torch.Tensor, state) -> torch.Tensor:
+    """The logits after the prompt ``(n, L)``, its keys and values now in ``state``."""
+    if fast and fast.ready and prompt.numel() <= FAST_PREFILL_TOKENS:
+        return fast.prefill(prompt, state)  # a short prompt: skip PyTorch's first call
+    return model(prompt, state)[:, -1]
+
+
 @torch.inference_mode()
 def generate_stream(
     model: LanguageModel,
@@ -218,10 +226,15 @@ def generate_stream(
         seen.scatter_(1, prompt_t, True)
     fast = fast_decoder(model, fast_decode, rows=n)
     state = fast.new_state(n) if fast else model.new_state(n, device)
-    if fast and fast.ready and n * len(ids) <= FAST_PREFILL_TOKENS:
-        logits = fast.prefill(prompt_t, state)  # a short prompt: skip PyTorch's first call
+    if n > 1 and isinstance(state, KVCache):  # n samples of one prompt: prefill it once
+        one = fast.new_state(1) if fast else model.new_state(1, device)
+        logits = _prefill(model, fast, prompt_t[:1], one).repeat(n, 1)
+        state.reserve(one.pos)
+        for dst, src in zip(state.k + state.v, one.k + one.v, strict=True):
+            dst[:, :, : one.pos] = src[:, :, : one.pos]
+        state.pos = one.pos
     else:
-        logits = model(prompt_t, state)[:, -1]
+        logits = _prefill(model, fast, prompt_t, state)
     texts = [sample_text(tokenizer, params, ids) for _ in range(n)]
     done = [params.max_new_tokens == 0] * n
     for i in range(n) if params.max_new_tokens == 0 else ():
