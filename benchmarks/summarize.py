@@ -10,6 +10,7 @@ the lead-1 and TextRank-1 extractive baselines on the same test split
     python benchmarks/summarize.py --job pointer-lcsts --minutes 20 --threads 1
     python benchmarks/summarize.py --job pointer-csl --minutes 15 --threads 1
     python benchmarks/summarize.py --job rnn-lcsts --minutes 20 --threads 1
+    python benchmarks/summarize.py --job pointer-lcsts-30 --threads 1   # the budget's effect
     python benchmarks/summarize.py --table --write     # RESULTS.md section from the runs
 
 Each job trains for ``--minutes`` (training time, validations included; the test decoding
@@ -47,7 +48,10 @@ DATA = {"lcsts": {"max_len": 160, "summary_max_len": 32, "batch_size": 32, "eval
 DROPOUT = {"lcsts": 0.1, "csl": 0.3}
 JOBS = {"transformer-lcsts": (TRANSFORMER, "lcsts"), "transformer-csl": (TRANSFORMER, "csl"),
         "pointer-lcsts": (POINTER, "lcsts"), "pointer-csl": (POINTER, "csl"),
-        "rnn-lcsts": (RNN, "lcsts")}  # fmt: skip
+        "rnn-lcsts": (RNN, "lcsts"),
+        "pointer-lcsts-30": (POINTER, "lcsts")}  # fmt: skip
+# minutes per job unless --minutes: the budget ablation's name says its own
+MINUTES = {"pointer-lcsts-30": 30.0}
 K = 1  # extractive baselines: one sentence (a headline, a title)
 
 
@@ -108,7 +112,8 @@ def make_table() -> None:
         r = json.loads(f.read_text(encoding="utf-8"))
         for method in ("greedy", "beam"):
             s = r["test"][method]
-            rows.append([data, f"{name.split('-')[0]} {method}" + (" 5" if method == "beam" else ""),
+            label = name.split("-")[0] + (" 30 min" if name.endswith("-30") else "")
+            rows.append([data, f"{label} {method}" + (" 5" if method == "beam" else ""),
                          f"{r['parameters'] / 1e6:.1f}M", f"{r['train_seconds'] / 60:.1f}",
                          f"{r['epochs']:.1f}", f"{s['rouge1']:.2f}", f"{s['rouge2']:.2f}",
                          f"{s['rougeL']:.2f}", f"{s['decode_tokens_per_second']:,.0f}"])  # fmt: skip
@@ -157,7 +162,7 @@ def main() -> int:
     shared("summarization_zh", "lcsts_part2.src.txt")
     jobs = args.job or ([] if args.table else list(JOBS))
     for name in jobs:
-        minutes = args.minutes or (15.0 if name.endswith("csl") else 20.0)
+        minutes = args.minutes or MINUTES.get(name, 15.0 if name.endswith("csl") else 20.0)
         t = time.perf_counter()
         r = run_job(name, minutes, args.threads)
         print(f"{name}: {json.dumps(r['test'])} ({time.perf_counter() - t:.0f} s in all)",

@@ -112,14 +112,19 @@ class TranslationRun:
 
     @torch.no_grad()
     def translate(
-        self, texts: list[str], method: str = "beam", beam: int = 5, alpha: float = 1.0,
+        self, texts: list[str], method: str = "beam", beam: int | None = None,
+        alpha: float | None = None,
         n_best: int = 1, batch_size: int = 64, temperature: float = 1.0, top_k: int = 0,
         top_p: float = 1.0, seed: int = 0, progress: bool = False, max_len: int | None = None,
     ) -> list[list[tuple[str, float]]]:  # fmt: skip
         """``n_best`` (translation, score) pairs per text, best first; ``max_len`` caps the
-        output tokens (default: twice the source's, plus 10, within the model's context)."""
+        output tokens (default: twice the source's, plus 10, within the model's context).
+        ``beam`` and ``alpha`` default to the run's own (its ``[train]`` beam and alpha)."""
         from lmlab.generate import beam as dec
 
+        tcfg = self.config.get("train", {})
+        beam = int(tcfg.get("beam", 5)) if beam is None else beam
+        alpha = float(tcfg.get("alpha", 1.0)) if alpha is None else alpha
         if method not in METHODS:
             raise LmlabError(f"decoding method {method!r} unknown; use {', '.join(METHODS)}")
         self.model.eval()

@@ -205,10 +205,11 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("translation runs")
     g.add_argument("--decode", dest="translate_decode", choices=["beam", "greedy", "sample"],
                    default="beam", help="decoding (beam)")  # fmt: skip
-    g.add_argument("--beam", dest="translate_beam", type=int, default=5, help="beam width (5)")
+    g.add_argument("--beam", dest="translate_beam", type=int,
+                   help="beam width (default: the run's)")  # fmt: skip
     g.add_argument("--n-best", type=int, default=1, help="translations per text (beam; 1)")
-    g.add_argument("--length-penalty", dest="translate_alpha", type=float, default=1.0,
-                   help="GNMT length penalty alpha (1.0)")  # fmt: skip
+    g.add_argument("--length-penalty", dest="translate_alpha", type=float,
+                   help="GNMT length penalty alpha (default: the run's)")  # fmt: skip
     g.add_argument("--temperature", dest="translate_temperature", type=float, default=1.0,
                    help="sampling temperature (1.0)")  # fmt: skip
     g.add_argument("--top-p", dest="translate_top_p", type=float, default=1.0,
