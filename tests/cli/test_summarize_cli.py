@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,17 @@ def test_predict_and_summarize_agree(run_dir: Path, tmp_path, capsys):
     f.write_text("\n".join(texts) + "\n", encoding="utf-8")
     assert main(["summarize", "--run", str(run_dir), "--file", str(f), "--beam", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_no_repeat_ngram_summaries_repeat_no_bigram(run_dir: Path, capsys):
+    texts = ["今天北京天气很好，很多市民去公园游玩。", "央行宣布下调存款准备金率0.5个百分点。"]
+    capsys.readouterr()
+    assert main(["summarize", "--run", str(run_dir), *texts, "--no-repeat-ngram", "2"]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        pairs = list(pairwise(line))  # characters are the tokens here
+        assert len(set(pairs)) == len(pairs), line
+    assert main(["summarize", "--run", str(run_dir), texts[0], "--no-repeat-ngram", "-1"]) == 2
+    assert "--no-repeat-ngram must be 0" in capsys.readouterr().err
 
 
 def test_summarize_reads_stdin_with_a_progress_bar(run_dir: Path, monkeypatch, capsys):

@@ -4,6 +4,8 @@ sampling follows its generator."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -114,3 +116,35 @@ def test_sampling_is_seeded_and_top_k_one_is_greedy():
     assert [h.tokens for h in k1] == [h.tokens for h in greedy(model, src, mask, BOS, EOS, 10)]
     for h in a:
         assert 1 <= len(h.tokens) <= 10
+
+
+def test_ban_repeats_blocks_exactly_the_tokens_that_complete_a_seen_ngram():
+    from lmlab.generate.beam import ban_repeats
+
+    hist = [[1, 2, 3, 1, 2], [4], []]
+
+    def banned(n: int) -> list[list[int]]:
+        lp = ban_repeats(torch.zeros(3, 6), [list(h) for h in hist], n)
+        return [torch.nonzero(torch.isinf(row)).flatten().tolist() for row in lp]
+
+    assert banned(0) == [[], [], []]
+    assert banned(3) == [[3], [], []]  # "1 2" was followed by 3
+    assert banned(2) == [[3], [], []]  # "2" was followed by 3
+    assert banned(1) == [[1, 2, 3], [4], []]  # no token twice
+
+
+@pytest.mark.parametrize("kind", ["transformer", "copy", "rnn"])
+def test_no_repeat_ngram_outputs_never_repeat_one_and_beam_still_beats_greedy(kind):
+    model = model_for(kind, 2)
+    src, mask = sources(2)
+    with torch.no_grad():  # flatter distributions than the other tests': repeats are likely
+        model.head.weight.div_(40.0)
+    plain = [h[0].tokens for h in beam_search(model, src, mask, BOS, EOS, width=3, max_len=16)]
+    assert any(len(set(pairwise(t))) < len(t) - 1 for t in plain)  # repeats without the ban
+
+    g = greedy(model, src, mask, BOS, EOS, max_len=16, no_repeat_ngram=2)
+    b = beam_search(model, src, mask, BOS, EOS, width=3, max_len=16, no_repeat_ngram=2)
+    for gh, nb in zip(g, b, strict=True):
+        for t in (gh.tokens, nb[0].tokens):
+            assert len(set(pairwise(t))) == len(t) - 1  # every bigram once
+        assert nb[0].score >= gh.score - 1e-6

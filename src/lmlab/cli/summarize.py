@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--length-penalty", type=float,
                    help="GNMT length penalty alpha (the run's, 1.0)")  # fmt: skip
     g.add_argument("--batch-size", type=int, default=64, help="texts decoded together (64)")
+    g.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                   help="never repeat an N-token n-gram within a summary (0: off)")  # fmt: skip
     c = p.add_argument_group("chat models")
     c.add_argument("--lang", choices=["en", "zh"], default="en",
                    help="language of the default instruction (en)")  # fmt: skip
@@ -129,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         raise LmlabError(f"--beam must be at least 1, got {args.beam}")
     if args.batch_size < 1 or args.max_new_tokens < 1:
         raise LmlabError("--batch-size and --max-new-tokens must be at least 1")
+    if args.no_repeat_ngram < 0:
+        raise LmlabError(f"--no-repeat-ngram must be 0 (off) or more, got {args.no_repeat_ngram}")
     texts = read_texts(args)
     summarizer = open_summarizer(args)
     progress = len(texts) > PROGRESS_FROM
@@ -136,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
 
     if isinstance(summarizer, SummarizationRun):
         out = summarizer.summarize(texts, args.decode, args.beam, args.length_penalty,
-                                   batch_size=args.batch_size, progress=progress)  # fmt: skip
+                                   batch_size=args.batch_size, progress=progress,
+                                   no_repeat_ngram=args.no_repeat_ngram)  # fmt: skip
     else:
         out = summarizer.summarize(texts, progress=progress)
     for text, summary in zip(texts, out, strict=True):

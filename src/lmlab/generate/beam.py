@@ -49,20 +49,40 @@ def _limits(model, src_mask, max_len) -> list[int]:
     return [min(cap, int(n)) for n in max_len]
 
 
+def ban_repeats(lp: torch.Tensor, hists: list[list[int]], n: int) -> torch.Tensor:
+    """``lp`` (rows, V) with every token that would complete an ``n``-gram already in its
+    row's tokens ``hists[row]`` at -inf (fairseq's and Hugging Face's
+    ``no_repeat_ngram_size``); ``n`` 0: unchanged."""
+    if n <= 0:
+        return lp
+    for r, h in enumerate(hists):
+        if len(h) < n - 1 or (n == 1 and not h):
+            continue
+        prefix = h[len(h) - n + 1 :] if n > 1 else []
+        banned = [h[i + n - 1] for i in range(len(h) - n + 1) if h[i : i + n - 1] == prefix]
+        if banned:
+            lp[r, banned] = float("-inf")
+    return lp
+
+
 @torch.no_grad()
-def greedy(model, src, src_mask, bos: int, eos: int, max_len=None, alpha: float = 0.0):
+def greedy(
+    model, src, src_mask, bos: int, eos: int, max_len=None, alpha: float = 0.0,
+    no_repeat_ngram: int = 0,
+):  # fmt: skip
     """The most likely next token at every step; one :class:`Hypothesis` per row."""
-    return _decode(model, src, src_mask, bos, eos, max_len, alpha, sample=None)
+    return _decode(model, src, src_mask, bos, eos, max_len, alpha, None, no_repeat_ngram)
 
 
 @torch.no_grad()
 def sample(
     model, src, src_mask, bos: int, eos: int, max_len=None, temperature: float = 1.0,
     top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None,
+    no_repeat_ngram: int = 0,
 ):  # fmt: skip
     """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering."""
     opts = (temperature, top_k, top_p, generator)
-    return _decode(model, src, src_mask, bos, eos, max_len, 0.0, sample=opts)
+    return _decode(model, src, src_mask, bos, eos, max_len, 0.0, opts, no_repeat_ngram)
 
 
 def _filter(logits: torch.Tensor, temperature: float, top_k: int, top_p: float):
@@ -79,7 +99,7 @@ def _filter(logits: torch.Tensor, temperature: float, top_k: int, top_p: float):
     return logits
 
 
-def _decode(model, src, src_mask, bos, eos, max_len, alpha, sample):
+def _decode(model, src, src_mask, bos, eos, max_len, alpha, sample, no_repeat_ngram=0):
     B = src.shape[0]
     limits = _limits(model, src_mask, max_len)
     state = model.start(src, src_mask)
@@ -89,6 +109,7 @@ def _decode(model, src, src_mask, bos, eos, max_len, alpha, sample):
     alive = [True] * B
     for _ in range(max(limits)):
         lp = F.log_softmax(model.step(tok, state)[:, -1].float(), dim=-1)
+        lp = ban_repeats(lp, out, no_repeat_ngram)
         if sample is None:
             nxt = lp.argmax(-1)
         else:
@@ -118,6 +139,7 @@ def _decode(model, src, src_mask, bos, eos, max_len, alpha, sample):
 def beam_search(
     model, src, src_mask, bos: int, eos: int, width: int = 5, max_len=None,
     alpha: float = 1.0, early_stopping: bool = True, n_best: int = 1, with_greedy: bool = True,
+    no_repeat_ngram: int = 0,
 ) -> list[list[Hypothesis]]:  # fmt: skip
     """The ``n_best`` highest-scoring hypotheses of each row, best first (see the module
     docstring for the score, the stopping rule and ``with_greedy``)."""
@@ -134,6 +156,7 @@ def beam_search(
     done = [False] * B
     for t in range(max(limits)):
         lp = F.log_softmax(model.step(tok, state)[:, -1].float(), dim=-1)  # (B*K, V)
+        lp = ban_repeats(lp, hist, no_repeat_ngram)
         V = lp.shape[-1]
         cand = (scores.view(B * K, 1) + lp).view(B, K * V)
         top_s, top_i = cand.topk(min(2 * K, K * V), dim=1)
@@ -176,7 +199,8 @@ def beam_search(
         scores = torch.tensor(new_scores, device=dev).view(B, K)
         tok = torch.tensor(toks, device=dev).view(B * K, 1)
     if with_greedy:
-        for b, g in enumerate(greedy(model, src, src_mask, bos, eos, limits, alpha)):
+        for b, g in enumerate(greedy(model, src, src_mask, bos, eos, limits, alpha,
+                                     no_repeat_ngram)):  # fmt: skip
             if not any(h.tokens == g.tokens for h in finished[b]):
                 finished[b].append(g)
     return [sorted(f, key=lambda h: -h.score)[:n_best] for f in finished]

@@ -105,22 +105,24 @@ class SummarizationRun(TranslationRun):
 
     def summarize(self, texts: list[str], method: str = "beam", beam: int | None = None,
                   alpha: float | None = None, batch_size: int = 64,
-                  progress: bool = False) -> list[str]:  # fmt: skip
+                  progress: bool = False, no_repeat_ngram: int = 0) -> list[str]:  # fmt: skip
         """One summary per text (beam search with the run's width and length penalty by
-        default)."""
+        default); ``no_repeat_ngram`` N > 0: no n-gram of N tokens twice in a summary."""
         beam = int(self.train_config.get("beam", 5)) if beam is None else beam
         alpha = float(self.train_config.get("alpha", 1.0)) if alpha is None else alpha
         out = self.translate(texts, method, beam, alpha, batch_size=batch_size,
-                             progress=progress, max_len=self.summary_limit)  # fmt: skip
+                             progress=progress, max_len=self.summary_limit,
+                             no_repeat_ngram=no_repeat_ngram)  # fmt: skip
         return [h[0][0] for h in out]
 
     def evaluate(self, docs: Docs, method: str = "beam", beam: int | None = None,
-                 alpha: float | None = None, progress: bool = False,
+                 alpha: float | None = None, progress: bool = False, no_repeat_ngram: int = 0,
                  ) -> tuple[dict[str, float], list[str], float]:  # fmt: skip
         """ROUGE-1/2/L F1 x 100 (Chinese on characters) of the summaries of ``docs``, the
         summaries, and the decoding speed in summary tokens per second."""
         t0 = time.perf_counter()
-        hyps = self.summarize(docs.texts, method, beam, alpha, progress=progress)
+        hyps = self.summarize(docs.texts, method, beam, alpha, progress=progress,
+                              no_repeat_ngram=no_repeat_ngram)  # fmt: skip
         seconds = time.perf_counter() - t0
         n_tok = sum(len(self.tgt_tok.encode(h)) + 1 for h in hyps)
         return rouge(hyps, docs.summaries, self.lang), hyps, n_tok / max(seconds, 1e-9)

@@ -116,10 +116,12 @@ class TranslationRun:
         alpha: float | None = None,
         n_best: int = 1, batch_size: int = 64, temperature: float = 1.0, top_k: int = 0,
         top_p: float = 1.0, seed: int = 0, progress: bool = False, max_len: int | None = None,
+        no_repeat_ngram: int = 0,
     ) -> list[list[tuple[str, float]]]:  # fmt: skip
         """``n_best`` (translation, score) pairs per text, best first; ``max_len`` caps the
         output tokens (default: twice the source's, plus 10, within the model's context).
-        ``beam`` and ``alpha`` default to the run's own (its ``[train]`` beam and alpha)."""
+        ``beam`` and ``alpha`` default to the run's own (its ``[train]`` beam and alpha);
+        ``no_repeat_ngram`` N > 0 bans a repeated N-gram within an output."""
         from lmlab.generate import beam as dec
 
         tcfg = self.config.get("train", {})
@@ -141,14 +143,16 @@ class TranslationRun:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 if method == "beam":
                     hyps = dec.beam_search(self.model, src, mask, eos, eos, width=beam,
-                                           max_len=max_len, alpha=alpha, n_best=n_best)  # fmt: skip
+                                           max_len=max_len, alpha=alpha, n_best=n_best,
+                                           no_repeat_ngram=no_repeat_ngram)  # fmt: skip
                 elif method == "greedy":
                     hyps = [[h] for h in dec.greedy(self.model, src, mask, eos, eos,
-                                                    max_len=max_len, alpha=alpha)]  # fmt: skip
+                                                    max_len=max_len, alpha=alpha,
+                                                    no_repeat_ngram=no_repeat_ngram)]  # fmt: skip
                 else:
                     hyps = [[h] for h in dec.sample(self.model, src, mask, eos, eos,
                             max_len=max_len, temperature=temperature, top_k=top_k, top_p=top_p,
-                            generator=gen)]  # fmt: skip
+                            generator=gen, no_repeat_ngram=no_repeat_ngram)]  # fmt: skip
             for i, hs in zip(idx, hyps, strict=True):
                 out[i] = [(self.decode(h.tokens), h.score) for h in hs]
             bar.update(len(idx))
