@@ -13,7 +13,7 @@ from lmlab.models import RNNConfig, RNNLanguageModel, Transformer, TransformerCo
 from lmlab.models.ngram import NGramLM
 from lmlab.models.nplm import NPLM, NPLMConfig
 from lmlab.serve import states
-from lmlab.serve.batcher import FINISHED, GenRequest, ModelWorker
+from lmlab.serve.batcher import FINISHED, GenRequest, ModelWorker, complete_all
 from lmlab.tokenize import CharTokenizer
 
 TEXT = "abcdefghij klmnop\n"
@@ -106,6 +106,28 @@ def test_worker_tokens_equal_the_engine(tok, family: str, batch: bool) -> None:
             assert worker.stats["prefills"] == 1
     else:
         assert worker.stats["max_rows"] <= 2  # one request (n=2) per forward
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "lstm"])
+def test_complete_all_gives_each_prompt_its_own_greedy_text(tok, family: str) -> None:
+    """Offline batched decoding (more prompts than places, prompts of 1 to 9 tokens, a stop
+    string): every text equals the engine's for that prompt alone, in the prompts' order."""
+    model = build(family, tok).eval()
+    prompts = ["abc", "k", "ghij klmn", "abd", "fgh", "ab", "j kl"]
+    params = SamplingParams(max_new_tokens=12, temperature=0.0, stop=["m"])
+    done: list[int] = []
+    got = complete_all(model, tok, [tok.encode(p) for p in prompts], params, max_batch=3,
+                       on_done=done.append)  # fmt: skip
+    want = [generate(model, tok, p, params)[0].text for p in prompts]
+    assert got == want
+    assert sorted(done) == list(range(len(prompts)))
+
+
+def test_complete_all_raises_the_model_error(tok) -> None:
+    model = build("gpt2", tok).eval()
+    bad = [tok.encode("abc"), [tok.vocab_size + 5]]  # a token id outside the vocabulary
+    with pytest.raises(Exception, match="index"):
+        complete_all(model, tok, bad, SamplingParams(max_new_tokens=4, temperature=0.0))
 
 
 def test_states_join_and_select_rows(tok) -> None:

@@ -456,3 +456,54 @@ class ModelWorker:
         self.stats["forwards"] += 1
         self.stats["rows"] += len(keep_rows)
         self.stats["max_rows"] = max(self.stats["max_rows"], len(keep_rows))
+
+
+def complete_all(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    prompts: list[list[int]],
+    params: SamplingParams,
+    max_batch: int = 16,
+    on_done: Callable[[int], None] | None = None,
+) -> list[str]:
+    """The first sample's text for each of ``prompts``, decoded offline through one
+    :class:`ModelWorker` with at most ``max_batch`` requests in flight (continuous
+    batching: a finished row's place goes to the next prompt at once).
+
+    For evaluations that generate many replies: the worker gives each request the tokens
+    :func:`lmlab.generate.generate` gives it alone, and batching reads the weights once per
+    step for all rows instead of once per row. ``on_done(k)`` is called as prompt ``k``
+    finishes (from this thread), e.g. to advance a progress bar.
+    """
+    results: queue.Queue[tuple[int, Any]] = queue.Queue()
+    texts: list[list[str]] = [[] for _ in prompts]
+    out: list[str | None] = [None] * len(prompts)
+
+    def emitter(k: int) -> Callable[[Any], None]:
+        def emit(item: Any) -> None:
+            if isinstance(item, TokenEvent):
+                if item.index == 0:
+                    texts[k].append(item.text)
+            else:  # FINISHED or the exception that ended it
+                results.put((k, item))
+
+        return emit
+
+    worker = ModelWorker(model, tokenizer, "offline", max_batch=max_batch, window_s=0.0,
+                         max_requests=max_batch)  # fmt: skip
+    try:
+        nxt, busy = 0, 0
+        while nxt < len(prompts) or busy:
+            while nxt < len(prompts) and busy < max_batch:
+                worker.submit(GenRequest(list(prompts[nxt]), params, emitter(nxt)))
+                nxt, busy = nxt + 1, busy + 1
+            k, item = results.get()
+            busy -= 1
+            if item is not FINISHED:
+                raise item if isinstance(item, Exception) else RuntimeError(str(item))
+            out[k] = "".join(texts[k])
+            if on_done is not None:
+                on_done(k)
+    finally:
+        worker.close()
+    return [t or "" for t in out]

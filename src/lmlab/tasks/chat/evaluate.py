@@ -93,9 +93,11 @@ def evaluate_chat(
     batch_size: int = 8,
     progress: bool = False,
     reply_limit: int | None = None,
+    reply_batch: int = 16,
 ) -> ChatReport:
     """Perplexity (tuned and base), generated replies' distinct-1/2 and, for summaries,
-    ROUGE, on ``conversations`` (the replies on a seeded ``reply_limit`` of them)."""
+    ROUGE, on ``conversations`` (the replies on a seeded ``reply_limit`` of them, greedy,
+    ``reply_batch`` decoded at once)."""
     t0 = time.perf_counter()
     enc = run.encode(conversations, where)
     pad_id = run.tokenizer.eos_id
@@ -115,10 +117,10 @@ def evaluate_chat(
         replies: dict[str, list[str]] = {who: [] for who in models}
         bar = tqdm(total=len(turns) * len(models), desc="replies", unit="reply",
                    disable=not (progress and sys.stderr.isatty()))  # fmt: skip
-        for prefix, _ in turns:
-            for who, m in models.items():
-                replies[who].append(run.reply(prefix, m, max_new_tokens))
-                bar.update(1)
+        prefixes = [prefix for prefix, _ in turns]
+        for who, m in models.items():
+            replies[who] = run.replies(prefixes, m, max_new_tokens, batch=reply_batch,
+                                       on_done=lambda _k: bar.update(1))  # fmt: skip
         bar.close()
         refs = [r for _, r in turns]
         for who, rs in {**replies, "reference": refs}.items():

@@ -86,6 +86,22 @@ class ChatRun:
         out = generate(model or self.model, self.tokenizer, ids, params)[0].text
         return out.strip() if self.template.strip_reply else out
 
+    def replies(self, conversations: list[list[dict[str, str]]], model=None,
+                max_new_tokens: int = MAX_NEW_TOKENS, batch: int = 16,
+                on_done: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
+        """:meth:`reply` to each of ``conversations``, decoded ``batch`` at a time
+        (continuous batching through the server's worker); the same greedy replies."""
+        from lmlab.generate.sampling import SamplingParams
+        from lmlab.serve.batcher import complete_all
+        from lmlab.serve.chat_template import encode_chat
+
+        prompts = [encode_chat(self.template, m, self.tokenizer, add_generation_prompt=True)
+                   for m in conversations]  # fmt: skip
+        params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0,
+                                stop=list(self.template.stop))  # fmt: skip
+        outs = complete_all(model or self.model, self.tokenizer, prompts, params, batch, on_done)
+        return [o.strip() for o in outs] if self.template.strip_reply else outs
+
 
 def load_run(path: str | Path) -> ChatRun:
     """Open a chat run (its model through :func:`lmlab.run.load_run`, adapters merged)."""
