@@ -68,6 +68,7 @@ def test_a_source_longer_than_the_context_is_cut_and_flagged(server, translator)
         ({"model": "lcsts", "input": "x"}, 400, "model", "summarisation run"),
         ({"input": "x", "beam": 0}, 400, "beam", ""),
         ({"input": "x", "method": "sample"}, 400, "method", ""),
+        ({"input": "x", "no_repeat_ngram": -1}, 400, "no_repeat_ngram", ""),
         ({"model": "nope", "input": "x"}, 404, "model", "does not exist"),
         ({}, 400, "input", "Field required"),
     ],
@@ -96,5 +97,8 @@ def test_summaries_are_the_runs_own(server, summarizer) -> None:
     card = httpx.get(server + "/v1/models/lcsts", headers=AUTH).json()
     assert card["kind"] == "summarize" and card["route"] == "/v1/summarize"
     assert card["language"] == "zh" and card["context_length"] == run.source_limit == 60
+    banned = post(server, {"input": texts, "beam": 2, "no_repeat_ngram": 2}, "/v1/summarize")
+    assert [d["text"] for d in banned.json()["data"]] == run.summarize(texts, beam=2,
+                                                                      no_repeat_ngram=2)
     wrong = post(server, {"model": "enzh", "input": "x"}, "/v1/summarize")
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "model"

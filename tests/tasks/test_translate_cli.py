@@ -100,3 +100,31 @@ def test_translate_command_reads_a_file_and_refuses_other_runs(run_dir: Path, tm
     (other / "config.toml").write_text('[task]\nkind = "classify"\n', encoding="utf-8")
     assert main(["translate", "--run", str(other), "x"]) == 2
     assert "not a translation run" in capsys.readouterr().err
+
+
+def test_no_repeat_ngram_reaches_the_decoder(run_dir: Path, tmp_path, capsys):
+    """``--no-repeat-ngram`` in ``lmlab translate``, ``task predict`` and ``task eval``
+    gives the API's ``no_repeat_ngram`` outputs (which differ from the unbanned ones: the
+    20-step model repeats itself); a negative N is a one-line error."""
+    from lmlab.tasks.rundir import load_task_run
+
+    run = load_task_run(run_dir)
+    texts = ["我們走吧。", "你好", "我不知道他在哪裡。"]
+    want = [h[0][0] for h in run.translate(texts, "greedy", no_repeat_ngram=1)]
+    assert want != [h[0][0] for h in run.translate(texts, "greedy")]  # 20 steps: it repeats
+    capsys.readouterr()
+    for verb in (["translate"], ["task", "predict"]):
+        assert main([*verb, "--run", str(run_dir), *texts, "--decode", "greedy", "--json",
+                     "--no-repeat-ngram", "1"]) == 0  # fmt: skip
+        recs = [json.loads(x) for x in capsys.readouterr().out.strip().split("\n")]
+        assert [r["translations"][0]["text"] for r in recs] == want
+    hyp = tmp_path / "hyp.txt"
+    assert main(["task", "eval", "--run", str(run_dir), "--decode", "greedy", "--limit", "5",
+                 "--no-repeat-ngram", "1", "--hyp-out", str(hyp), "--json"]) == 0  # fmt: skip
+    sources = run.task_data().split("test").grouped()[0][:5]
+    banned = [h[0][0] for h in run.translate(sources, "greedy", no_repeat_ngram=1)]
+    assert hyp.read_text(encoding="utf-8").split("\n")[:-1] == banned  # (not splitlines: a
+    # barely trained byte-level model writes control characters that it would split on)
+    capsys.readouterr()
+    assert main(["translate", "--run", str(run_dir), "x", "--no-repeat-ngram", "-1"]) == 2
+    assert "--no-repeat-ngram must be 0" in capsys.readouterr().err

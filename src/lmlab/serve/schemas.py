@@ -111,6 +111,7 @@ MAX_TASK_INPUTS = 256
 MAX_EXPLAINED = 32
 MAX_ANSWERS = 20
 MAX_BEAM = 16
+MAX_NO_REPEAT = 16
 
 
 class ClassifyRequest(_Strict):
@@ -147,6 +148,8 @@ class TranslateRequest(_Strict):
     beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam width (method beam)")
     n_best: int = Field(1, ge=1, le=MAX_BEAM, description="translations per text, best first "
                         "(at most the beam width)")  # fmt: skip
+    no_repeat_ngram: int = Field(0, ge=0, le=MAX_NO_REPEAT, description="never repeat an "
+                                 "n-gram of this many tokens within an output (0: off)")  # fmt: skip
 
 
 class SummarizeRequest(_Strict):
@@ -160,6 +163,8 @@ class SummarizeRequest(_Strict):
     beam: int = Field(5, ge=1, le=MAX_BEAM, description="beam width (method beam)")
     n_best: int = Field(1, ge=1, le=MAX_BEAM, description="summaries per text, best first "
                         "(at most the beam width)")  # fmt: skip
+    no_repeat_ngram: int = Field(0, ge=0, le=MAX_NO_REPEAT, description="never repeat an "
+                                 "n-gram of this many tokens within an output (0: off)")  # fmt: skip
 
 
 # ---- responses -------------------------------------------------------------------------

@@ -172,7 +172,7 @@ async def qa(body: QARequest, request: Request) -> Any:
 
 
 def seq2seq_texts(served: ServedModel, texts: list[str], method: str, beam: int,
-                  n_best: int) -> dict[str, Any]:  # fmt: skip
+                  n_best: int, no_repeat_ngram: int = 0) -> dict[str, Any]:  # fmt: skip
     """A translation or summarisation run's ``n_best`` outputs for each text (beam search or
     greedy), with token counts; summaries are capped at the run's summary length."""
     import warnings
@@ -184,7 +184,8 @@ def seq2seq_texts(served: ServedModel, texts: list[str], method: str, beam: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # truncation is reported per text below
         found = run.translate(texts, method=method, beam=beam,
-                              n_best=n_best if method == "beam" else 1, **cap)  # fmt: skip
+                              n_best=n_best if method == "beam" else 1,
+                              no_repeat_ngram=no_repeat_ngram, **cap)  # fmt: skip
     data, out_tokens = [], 0
     for i, (hyps, n) in enumerate(zip(found, lengths, strict=True)):
         if not hyps or not all(math.isfinite(float(s)) for _, s in hyps):
@@ -223,7 +224,8 @@ async def translate(body: TranslateRequest, request: Request) -> Any:
     texts = input_texts(body.input, settings)
     check_decoding(body.method, body.beam, body.n_best)
     return await run_task(
-        lambda: seq2seq_texts(served, texts, body.method, body.beam, body.n_best),
+        lambda: seq2seq_texts(served, texts, body.method, body.beam, body.n_best,
+                              body.no_repeat_ngram),
         served, settings,
     )  # fmt: skip
 
@@ -236,6 +238,7 @@ async def summarize(body: SummarizeRequest, request: Request) -> Any:
     texts = input_texts(body.input, settings)
     check_decoding(body.method, body.beam, body.n_best)
     return await run_task(
-        lambda: seq2seq_texts(served, texts, body.method, body.beam, body.n_best),
+        lambda: seq2seq_texts(served, texts, body.method, body.beam, body.n_best,
+                              body.no_repeat_ngram),
         served, settings,
     )  # fmt: skip

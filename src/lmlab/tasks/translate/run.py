@@ -165,7 +165,8 @@ class TranslationRun:
         return self.tgt_tok.decode(tokens).strip()
 
     def evaluate(self, pairs: Pairs, method: str = "beam", beam: int | None = None,
-                 alpha: float | None = None, progress: bool = False) -> tuple[Scores, list[str], float]:  # fmt: skip
+                 alpha: float | None = None, progress: bool = False, no_repeat_ngram: int = 0,
+                 ) -> tuple[Scores, list[str], float]:  # fmt: skip
         """BLEU and chrF on ``pairs`` (grouped by source: every reference of a source counts),
         the translations, and the decoding speed in target tokens per second."""
         tcfg = self.config.get("train", {})
@@ -173,7 +174,9 @@ class TranslationRun:
         alpha = float(tcfg.get("alpha", 1.0)) if alpha is None else alpha
         sources, refs = pairs.grouped()
         t0 = time.perf_counter()
-        hyps = [h[0][0] for h in self.translate(sources, method, beam, alpha, progress=progress)]
+        found = self.translate(sources, method, beam, alpha, progress=progress,
+                               no_repeat_ngram=no_repeat_ngram)  # fmt: skip
+        hyps = [h[0][0] for h in found]
         seconds = time.perf_counter() - t0
         n_tok = sum(len(self.tgt_tok.encode(h)) + 1 for h in hyps)
         return score(hyps, refs, self.tgt_lang), hyps, n_tok / max(seconds, 1e-9)

@@ -8,7 +8,8 @@ lmlab task eval --run runs/lcsts --beam 5            # ROUGE-1/2/L on the run's 
 lmlab task predict --run runs/lcsts "一段新闻……"
 
 ``task eval`` and ``task predict`` share their decoding options (``--decode``, ``--beam``,
-``--length-penalty``, ``--limit``, ``--hyp-out``) with translation runs.
+``--length-penalty``, ``--no-repeat-ngram``, ``--limit``, ``--hyp-out``) with translation
+runs.
 """
 
 from __future__ import annotations
@@ -182,9 +183,12 @@ def evaluate(args: argparse.Namespace, run) -> int:
     limit = getattr(args, "limit", None)
     if limit:
         docs = Docs(docs.texts[:limit], docs.summaries[:limit])
+    from lmlab.cli.task.kinds.translate import no_repeat
+
     method = getattr(args, "decode", None) or "beam"
     scores, hyps, tps = run.evaluate(docs, method, getattr(args, "beam", None),
-                                     getattr(args, "length_penalty", None), progress=True)  # fmt: skip
+                                     getattr(args, "length_penalty", None), progress=True,
+                                     no_repeat_ngram=no_repeat(args))  # fmt: skip
     if getattr(args, "hyp_out", None):
         atomic_write_text(args.hyp_out, "\n".join(hyps) + "\n")
     rouge_note = "Chinese on characters" if run.lang == "zh" else "English, stemmed"
@@ -203,6 +207,7 @@ def predict(args: argparse.Namespace, run) -> int:
     """``lmlab task predict`` on a summarisation run: one summary per text."""
     import json
 
+    from lmlab.cli.task.kinds.translate import no_repeat
     from lmlab.cli.task.predict import _read_texts
 
     texts = _read_texts(args)
@@ -212,7 +217,8 @@ def predict(args: argparse.Namespace, run) -> int:
 
         raise LmlabError("summarisation runs decode with beam or greedy")
     out = run.summarize(texts, method, getattr(args, "translate_beam", None),
-                        getattr(args, "translate_alpha", None), progress=len(texts) > 20)  # fmt: skip
+                        getattr(args, "translate_alpha", None), progress=len(texts) > 20,
+                        no_repeat_ngram=no_repeat(args))  # fmt: skip
     for text, summary in zip(texts, out, strict=True):
         if args.json:
             print(json.dumps({"text": text, "summary": summary}, ensure_ascii=False))

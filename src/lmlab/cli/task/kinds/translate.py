@@ -145,6 +145,22 @@ def report(args: argparse.Namespace, reports: dict) -> None:
     print(f"run: {args.out}  (card.md, results.json, metrics.jsonl, test.beam.txt)")
 
 
+def add_no_repeat_argument(g) -> None:
+    """``--no-repeat-ngram N``, shared by the translation and summarisation verbs."""
+    g.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                   help="never repeat an N-token n-gram within an output (0: off)")  # fmt: skip
+
+
+def no_repeat(args: argparse.Namespace) -> int:
+    """The checked ``--no-repeat-ngram`` value (0 where the verb has no such option)."""
+    from lmlab.errors import LmlabError
+
+    n = getattr(args, "no_repeat_ngram", 0) or 0
+    if n < 0:
+        raise LmlabError(f"--no-repeat-ngram must be 0 (off) or more, got {n}")
+    return n
+
+
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("translation runs")
     g.add_argument("--decode", choices=["beam", "greedy"], default=None,
@@ -152,6 +168,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beam", type=int, default=None, help="beam width (the run's, 5)")
     g.add_argument("--length-penalty", type=float, default=None,
                    help="GNMT length penalty alpha (the run's, 1.0)")  # fmt: skip
+    add_no_repeat_argument(g)
     g.add_argument("--wmt", help="score zh->en on a translation_wmt/*.csv news test file")
     g.add_argument("--limit", type=int, help="score only N examples (translation and "
                    "summarisation: the first N sources; chat: a seeded sample of N)")  # fmt: skip
@@ -188,7 +205,7 @@ def evaluate(args: argparse.Namespace, run) -> int:
         pairs = Pairs([s for s, _ in rows], [t for _, t in rows])
     method = args.decode or "beam"
     scores, hyps, tps = run.evaluate(pairs, method, args.beam, args.length_penalty,
-                                     progress=True)  # fmt: skip
+                                     progress=True, no_repeat_ngram=no_repeat(args))  # fmt: skip
     if args.hyp_out:
         atomic_write_text(args.hyp_out, "\n".join(hyps) + "\n")
     if args.json:
@@ -214,6 +231,7 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="sampling temperature (1.0)")  # fmt: skip
     g.add_argument("--top-p", dest="translate_top_p", type=float, default=1.0,
                    help="nucleus sampling mass (1.0)")  # fmt: skip
+    add_no_repeat_argument(g)
     g.add_argument("--attention", metavar="PNG",
                    help="draw the cross-attention map of the first translation")  # fmt: skip
 
@@ -227,7 +245,8 @@ def predict(args: argparse.Namespace, run) -> int:
     texts = _read_texts(args)
     out = run.translate(texts, args.translate_decode, args.translate_beam, args.translate_alpha,
                         n_best=args.n_best, temperature=args.translate_temperature,
-                        top_p=args.translate_top_p, progress=len(texts) > 20)  # fmt: skip
+                        top_p=args.translate_top_p, progress=len(texts) > 20,
+                        no_repeat_ngram=no_repeat(args))  # fmt: skip
     if args.attention:
         from pathlib import Path
 
