@@ -98,7 +98,8 @@ def test_summaries_are_the_runs_own(server, summarizer) -> None:
     assert card["kind"] == "summarize" and card["route"] == "/v1/summarize"
     assert card["language"] == "zh" and card["context_length"] == run.source_limit == 60
     banned = post(server, {"input": texts, "beam": 2, "no_repeat_ngram": 2}, "/v1/summarize")
-    assert [d["text"] for d in banned.json()["data"]] == run.summarize(texts, beam=2,
-                                                                      no_repeat_ngram=2)
+    assert [d["text"] for d in banned.json()["data"]] == run.summarize(
+        texts, beam=2, no_repeat_ngram=2
+    )
     wrong = post(server, {"model": "enzh", "input": "x"}, "/v1/summarize")
     assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "model"
