@@ -226,7 +226,9 @@ def quantized_scheme(cfg: dict[str, Any]) -> Scheme | None:
     return None if sec is None else Scheme.from_config(sec)
 
 
-def _link_tree(src: Path, dst: Path) -> None:
+def link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (else copy) the files under ``src`` into ``dst``: a derived run shares its
+    source run's prepared data."""
     for root, _, files in os.walk(src):
         target = dst / Path(root).relative_to(src)
         target.mkdir(parents=True, exist_ok=True)
@@ -288,7 +290,7 @@ def quantize_run(source: str | Path, out: str | Path, scheme: Scheme) -> Path:
             text = json.dumps(run.config["chat"], ensure_ascii=False, indent=1)
             atomic_write_text(tmp / TEMPLATE_FILE, text)
         if src_dir.is_dir() and (src_dir / "data").is_dir():
-            _link_tree(src_dir / "data", tmp / "data")
+            link_tree(src_dir / "data", tmp / "data")
         size = (tmp / MODEL_FILE).stat().st_size
         atomic_write_text(tmp / "card.md", _card(out.name, source, scheme, size, n_params))
     except BaseException:

@@ -1,0 +1,173 @@
+"""Structured pruning of SmolLM2-135M-Instruct's MLP channels (``lmlab prune``): perplexity
+against parameter count, for three ways of choosing the channels.
+
+    python benchmarks/prune.py [--speed] [--write]
+
+* calibration: the first 16,384 tokens of *Emma* (the Taylor criterion's |activation x
+  gradient|); held-out text: the same 2,000 tokens of *Pride and Prejudice* as
+  ``benchmarks/quantize.py`` (one window, as llama.cpp sees them);
+* criteria: ``taylor`` (first-order importance on the calibration text), ``magnitude``
+  (weight norms, no data) and ``random`` (seeded: the control);
+* fractions of every layer's 1,536 MLP channels dropped: 1/8, 1/4, 3/8 and 1/2, rounded to
+  multiples of 32 (int4 groups still fit); no fine-tuning afterwards;
+* ``--speed``: batch-1 decode tokens/s of the float32 models on the fused decoding kernel
+  (one thread; 128 greedy tokens after 32), unpruned against each Taylor-pruned width.
+
+Writes ``benchmarks/out/prune/prune.png`` (perplexity against parameters) and, with
+``--write``, the ``prune`` section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, results_section, shared, table  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "out" / "prune"
+FRACTIONS = (0.125, 0.25, 0.375, 0.5)
+CRITERIA = ("taylor", "magnitude", "random")
+CALIBRATION = ("gutenberg", "austen_emma.txt")
+CAL_TOKENS = 16384
+
+
+def perplexity(model, ids) -> float:
+    import numpy as np
+
+    from lmlab.evaluate.perplexity import stream_loss
+
+    loss, _ = stream_loss(model, np.asarray(ids), window=2048, batch_tokens=2048)
+    return float(np.exp(loss))
+
+
+def decode_rate(model, tokenizer, new: int = 128) -> float:
+    from lmlab.generate import SamplingParams
+    from lmlab.generate.engine import generate_stream, warm_up
+
+    warm_up(model, tokenizer)
+    prompt = list(range(1000, 1032))
+    params = SamplingParams(max_new_tokens=new, temperature=0.0, stop=[])
+    best = 0.0
+    for _ in range(2):
+        t0, n = None, 0
+        for _ev in generate_stream(model, tokenizer, prompt, params, logprobs=False,
+                                   fast_decode=True):  # fmt: skip
+            if t0 is None:
+                t0 = time.perf_counter()  # from the first token: decoding only
+            n += 1
+        best = max(best, (n - 1) / (time.perf_counter() - t0))
+    return best
+
+
+def plot(rows: list[dict], base: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for crit, mark in zip(CRITERIA, "osx", strict=True):
+        pts = sorted((r["params"], r["ppl"]) for r in rows if r["criterion"] == crit)
+        pts.append((base["params"], base["ppl"]))
+        ax.plot([p / 1e6 for p, _ in pts], [q for _, q in pts], marker=mark, label=crit)
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters (millions)")
+    ax.set_ylabel("perplexity, Pride and Prejudice (log scale)")
+    ax.set_title("SmolLM2-135M: MLP channels pruned, no fine-tuning")
+    ax.legend(title="channels chosen by")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--speed", action="store_true", help="also time batch-1 decoding")
+    ap.add_argument("--write", action="store_true", help="write the RESULTS.md section")
+    args = ap.parse_args()
+    with results_section("prune", args.write, "Structured pruning: SmolLM2's MLP channels"):
+        run_bench(args)
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    import torch
+
+    from lmlab.prune import choose_channels, mlp_importance, prune_mlp
+    from lmlab.prune.channels import kept_width
+    from lmlab.prune.runs import calibration_ids
+    from lmlab.run import load_run
+    from pretrained import prose_ids
+
+    torch.set_num_threads(1)
+    run = load_run("builtin:smollm2", quantized=False)
+    model, tok = run.model.float(), run.tokenizer
+    held = prose_ids(tok)
+    calib = calibration_ids(str(shared(*CALIBRATION)), tok, CAL_TOKENS)
+    base = {"params": model.num_params(), "ppl": perplexity(model, held)}
+    d_ff = model.config.ff_dim
+    rows, seconds = [], {}
+    for crit in CRITERIA:
+        t0 = time.perf_counter()
+        scores = mlp_importance(model, calib if crit == "taylor" else None, crit, seed=0,
+                                progress=sys.stderr.isatty())  # fmt: skip
+        seconds[crit] = time.perf_counter() - t0
+        for frac in FRACTIONS:
+            keep = kept_width(d_ff, frac)
+            small = prune_mlp(model, choose_channels(scores, keep))
+            row = {"criterion": crit, "fraction": frac, "keep": keep,
+                   "params": small.num_params(), "ppl": perplexity(small, held)}  # fmt: skip
+            if args.speed and crit == "taylor":
+                row["tok_s"] = decode_rate(small, tok)
+            rows.append(row)
+            print(f"{crit} {frac:g}: {row}", file=sys.stderr, flush=True)
+            del small
+    if args.speed:
+        base["tok_s"] = decode_rate(model, tok)
+    png = OUT / "prune.png"
+    plot(rows, base, png)
+    print(f"SmolLM2-135M-Instruct (float32, from the package's GGUF), every layer's MLP cut to "
+          f"the same width; perplexity on {len(held):,} tokens of *Pride and Prejudice* in one "
+          f"window; Taylor importance from {len(calib):,} tokens of *Emma* "
+          f"({seconds['taylor']:.0f} s on one thread). No fine-tuning after pruning.\n")  # fmt: skip
+    heads = ["MLP width", "dropped", "parameters", "taylor ppl", "magnitude ppl", "random ppl"]
+    if args.speed:
+        heads.append("decode tok/s (taylor)")
+    out = [
+        [
+            str(d_ff),
+            "0",
+            f"{base['params'] / 1e6:.1f}M",
+            f"{base['ppl']:.2f}",
+            f"{base['ppl']:.2f}",
+            f"{base['ppl']:.2f}",
+        ]  # fmt: skip
+        + ([f"{base['tok_s']:.1f}"] if args.speed else [])
+    ]
+    for frac in FRACTIONS:
+        by = {r["criterion"]: r for r in rows if r["fraction"] == frac}
+        t = by["taylor"]
+        cells = [str(t["keep"]), f"{d_ff - t['keep']} ({100 * (d_ff - t['keep']) / d_ff:.1f}%)",
+                 f"{t['params'] / 1e6:.1f}M ({100 * (t['params'] / base['params'] - 1):+.1f}%)"]  # fmt: skip
+        cells += [f"{by[c]['ppl']:.2f} ({100 * (by[c]['ppl'] / base['ppl'] - 1):+.0f}%)"
+                  for c in CRITERIA]  # fmt: skip
+        if args.speed:
+            cells.append(f"{t['tok_s']:.1f} ({t['tok_s'] / base['tok_s']:.2f}x)")
+        out.append(cells)
+    print(table(heads, out))
+    print()
+    best = {c: min(r["ppl"] for r in rows if r["criterion"] == c and r["fraction"] == 0.25)
+            for c in CRITERIA}  # fmt: skip
+    print(f"At a quarter of the channels, Taylor importance costs {100 * (best['taylor'] / base['ppl'] - 1):+.0f}% "
+          f"perplexity, weight magnitude {100 * (best['magnitude'] / base['ppl'] - 1):+.0f}% and random "
+          f"choice {100 * (best['random'] / base['ppl'] - 1):+.0f}%. Plot: `{png.relative_to(ROOT)}`. "
+          "Reproduce one row as a run: `lmlab prune --run builtin:smollm2 --mlp 0.25 --text "
+          f"{'/'.join(('../shared/data',) + CALIBRATION)} --tokens {CAL_TOKENS} --out runs/smollm2-mlp75`.")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
