@@ -11,7 +11,11 @@ against parameter count, for three ways of choosing the channels.
 * fractions of every layer's 1,536 MLP channels dropped: 1/8, 1/4, 3/8 and 1/2, rounded to
   multiples of 32 (int4 groups still fit); no fine-tuning afterwards;
 * ``--speed``: batch-1 decode tokens/s of the float32 models on the fused decoding kernel
-  (one thread; 128 greedy tokens after 32), unpruned against each Taylor-pruned width.
+  (one thread; 128 greedy tokens after 32), unpruned against each Taylor-pruned width;
+* ``--recover STEPS``: how much fine-tuning wins back. ``lmlab prune`` writes the
+  quarter-pruned run, then ``lmlab train --init-from`` fine-tunes it and, for reference, the
+  unpruned model for the same STEPS on *Emma* (batches of 4 x 256 tokens, both at once, one
+  thread each); both are scored on the same held-out text.
 
 Writes ``benchmarks/out/prune/prune.png`` (perplexity against parameters) and, with
 ``--write``, the ``prune`` section of RESULTS.md.
@@ -20,6 +24,9 @@ Writes ``benchmarks/out/prune/prune.png`` (perplexity against parameters) and, w
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,10 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, results_section, shared, table  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "prune"
+LMLAB = str(Path(sys.executable).with_name("lmlab"))
 FRACTIONS = (0.125, 0.25, 0.375, 0.5)
 CRITERIA = ("taylor", "magnitude", "random")
 CALIBRATION = ("gutenberg", "austen_emma.txt")
 CAL_TOKENS = 16384
+
+
+def change(ppl: float, base: float) -> str:
+    """+42% for a modest change; x487 once perplexity has grown more than tenfold."""
+    r = ppl / base
+    return f"{100 * (r - 1):+.0f}%" if r < 10 else f"x{r:,.0f}"
 
 
 def perplexity(model, ids) -> float:
@@ -88,6 +102,8 @@ def plot(rows: list[dict], base: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--speed", action="store_true", help="also time batch-1 decoding")
+    ap.add_argument("--recover", type=int, metavar="STEPS",
+                    help="also fine-tune the quarter-pruned and the unpruned model this many steps")  # fmt: skip
     ap.add_argument("--write", action="store_true", help="write the RESULTS.md section")
     args = ap.parse_args()
     with results_section("prune", args.write, "Structured pruning: SmolLM2's MLP channels"):
@@ -126,8 +142,14 @@ def run_bench(args: argparse.Namespace) -> None:
             rows.append(row)
             print(f"{crit} {frac:g}: {row}", file=sys.stderr, flush=True)
             del small
-    if args.speed:
-        base["tok_s"] = decode_rate(model, tok)
+    if args.speed:  # a copy: the loaded model decodes from the GGUF's 4-bit blocks
+        from lmlab.models import Transformer
+
+        base["tok_s"] = decode_rate(
+            Transformer.from_tensors(model.config, model.tensors_for_save()), tok
+        )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps({"base": base, "rows": rows}, indent=1))
     png = OUT / "prune.png"
     plot(rows, base, png)
     print(f"SmolLM2-135M-Instruct (float32, from the package's GGUF), every layer's MLP cut to "
@@ -153,8 +175,7 @@ def run_bench(args: argparse.Namespace) -> None:
         t = by["taylor"]
         cells = [str(t["keep"]), f"{d_ff - t['keep']} ({100 * (d_ff - t['keep']) / d_ff:.1f}%)",
                  f"{t['params'] / 1e6:.1f}M ({100 * (t['params'] / base['params'] - 1):+.1f}%)"]  # fmt: skip
-        cells += [f"{by[c]['ppl']:.2f} ({100 * (by[c]['ppl'] / base['ppl'] - 1):+.0f}%)"
-                  for c in CRITERIA]  # fmt: skip
+        cells += [f"{by[c]['ppl']:.2f} ({change(by[c]['ppl'], base['ppl'])})" for c in CRITERIA]
         if args.speed:
             cells.append(f"{t['tok_s']:.1f} ({t['tok_s'] / base['tok_s']:.2f}x)")
         out.append(cells)
@@ -162,11 +183,50 @@ def run_bench(args: argparse.Namespace) -> None:
     print()
     best = {c: min(r["ppl"] for r in rows if r["criterion"] == c and r["fraction"] == 0.25)
             for c in CRITERIA}  # fmt: skip
-    print(f"At a quarter of the channels, Taylor importance costs {100 * (best['taylor'] / base['ppl'] - 1):+.0f}% "
-          f"perplexity, weight magnitude {100 * (best['magnitude'] / base['ppl'] - 1):+.0f}% and random "
-          f"choice {100 * (best['random'] / base['ppl'] - 1):+.0f}%. Plot: `{png.relative_to(ROOT)}`. "
+    print(f"At a quarter of the channels, Taylor importance costs {change(best['taylor'], base['ppl'])} "
+          f"perplexity, weight magnitude {change(best['magnitude'], base['ppl'])} and random "
+          f"choice {change(best['random'], base['ppl'])}. Plot: `{png.relative_to(ROOT)}`. "
           "Reproduce one row as a run: `lmlab prune --run builtin:smollm2 --mlp 0.25 --text "
           f"{'/'.join(('../shared/data',) + CALIBRATION)} --tokens {CAL_TOKENS} --out runs/smollm2-mlp75`.")  # fmt: skip
+    if args.recover:
+        print()
+        recover(args.recover, held)
+
+
+def recover(steps: int, held: list[int]) -> None:
+    """Fine-tune the quarter-pruned run and the unpruned model for ``steps`` on *Emma*."""
+    from lmlab.prune.runs import prune_run
+    from lmlab.run import load_run
+
+    pruned = OUT / "smollm2-mlp75"
+    if not (pruned / "model.safetensors").is_file():
+        prune_run("builtin:smollm2", pruned, 0.25, str(shared(*CALIBRATION)), CAL_TOKENS,
+                  progress=False)  # fmt: skip
+    sources = {"pruned": str(pruned), "unpruned": "builtin:smollm2"}
+    procs, t0 = {}, time.perf_counter()
+    for name, src in sources.items():
+        cmd = [LMLAB, "train", "--init-from", src, "--corpus", str(shared(*CALIBRATION)),
+               "--context", "256", "--batch-size", "4", "--steps", str(steps), "--eval-every",
+               str(steps), "--set", "train.threads=1", "--set", "train.sample_tokens=0",
+               "--out", str(OUT / f"tuned-{name}"), "--overwrite"]  # fmt: skip
+        log = open(OUT / f"tuned-{name}.log", "w")  # noqa: SIM115 (closed with the process)
+        procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "OMP_NUM_THREADS": "1"}), log)  # fmt: skip
+    for p, log in procs.values():
+        if p.wait() != 0:
+            sys.exit(f"fine-tuning failed; see {log.name}")
+        log.close()
+    minutes = (time.perf_counter() - t0) / 60
+    rows = []
+    for name, src in sources.items():
+        before = load_run(src, quantized=False).model.float()
+        after = load_run(OUT / f"tuned-{name}").model
+        rows.append([name, f"{after.num_params() / 1e6:.1f}M", f"{perplexity(before, held):.2f}",
+                     f"{perplexity(after, held):.2f}"])  # fmt: skip
+    print(f"Recovery: {steps} steps of full fine-tuning (`lmlab train --init-from`, learning rate "
+          f"5e-5, batches of 4 x 256 tokens of *Emma*; both runs at once, one thread each, "
+          f"{minutes:.0f} min), scored on the same *Pride and Prejudice* tokens:\n")  # fmt: skip
+    print(table(["model", "parameters", "ppl before", f"ppl after {steps} steps"], rows))
 
 
 if __name__ == "__main__":
