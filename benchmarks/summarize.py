@@ -11,10 +11,15 @@ the lead-1 and TextRank-1 extractive baselines on the same test split
     python benchmarks/summarize.py --job pointer-csl --minutes 15 --threads 1
     python benchmarks/summarize.py --job rnn-lcsts --minutes 20 --threads 1
     python benchmarks/summarize.py --job pointer-lcsts-30 --threads 1   # the budget's effect
+    python benchmarks/summarize.py --no-repeat pointer-lcsts --no-repeat pointer-csl
     python benchmarks/summarize.py --table --write     # RESULTS.md section from the runs
 
 Each job trains for ``--minutes`` (training time, validations included; the test decoding
 comes after) into ``benchmarks/out/summarize/JOB`` and writes its ``results.json``.
+``--no-repeat JOB`` chooses ``--no-repeat-ngram`` for a finished run on its validation split
+(beam 5; N in 0, 2, 3, the best validation ROUGE-L, the smaller N on a tie), decodes the test
+split once with it and writes ``no_repeat.json`` beside the run's results; the table shows
+that row too.
 Target (issue 14): LCSTS and CSL test ROUGE-L >= 3 points above the best extractive baseline.
 """
 
@@ -53,6 +58,7 @@ JOBS = {"transformer-lcsts": (TRANSFORMER, "lcsts"), "transformer-csl": (TRANSFO
 # minutes per job unless --minutes: the budget ablation's name says its own
 MINUTES = {"pointer-lcsts-30": 30.0}
 K = 1  # extractive baselines: one sentence (a headline, a title)
+NO_REPEAT = (0, 2, 3)  # --no-repeat-ngram values tried on validation (0: off)
 
 
 def run_job(name: str, minutes: float, threads: int) -> dict:
@@ -68,6 +74,29 @@ def run_job(name: str, minutes: float, threads: int) -> dict:
     }  # fmt: skip
     train_run(cfg, OUT / name, overwrite=True)
     return json.loads((OUT / name / "results.json").read_text(encoding="utf-8"))
+
+
+def tune_no_repeat(name: str) -> dict:
+    """Choose ``no_repeat_ngram`` on the run's validation split, then score the test split
+    with it once; written to the run's ``no_repeat.json``."""
+    from lmlab.tasks.summarize.run import load_run
+
+    run = load_run(OUT / name)
+    data = run.task_data()
+    val, test = data.split("validation"), data.split("test")
+    t0 = time.perf_counter()
+    scores = {}
+    for n in NO_REPEAT:
+        scores[n] = run.evaluate(val, "beam", no_repeat_ngram=n)[0]["rougeL"]
+        print(f"{name}: validation ROUGE-L with no-repeat {n}: {scores[n]:.2f}", flush=True)
+    best = max(NO_REPEAT, key=lambda n: (scores[n], -n))
+    test_scores, hyps, tps = run.evaluate(test, "beam", no_repeat_ngram=best)
+    out = {"validation_texts": len(val.texts), "validation_rougeL": scores, "chosen": best,
+           "test": {**test_scores, "decode_tokens_per_second": round(tps, 1)},
+           "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    (OUT / name / "no_repeat.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    (OUT / name / "test.beam.no_repeat.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+    return out
 
 
 def baselines(name: str) -> dict[str, dict]:
@@ -117,6 +146,14 @@ def make_table() -> None:
                          f"{r['parameters'] / 1e6:.1f}M", f"{r['train_seconds'] / 60:.1f}",
                          f"{r['epochs']:.1f}", f"{s['rouge1']:.2f}", f"{s['rouge2']:.2f}",
                          f"{s['rougeL']:.2f}", f"{s['decode_tokens_per_second']:,.0f}"])  # fmt: skip
+        nr = OUT / name / "no_repeat.json"
+        tuned = json.loads(nr.read_text(encoding="utf-8")) if nr.is_file() else None
+        if tuned:
+            s, n = tuned["test"], tuned["chosen"]
+            rows.append([data, f"{label} beam 5, no-repeat {n or 'off'} (validation)",
+                         f"{r['parameters'] / 1e6:.1f}M", f"{r['train_seconds'] / 60:.1f}",
+                         f"{r['epochs']:.1f}", f"{s['rouge1']:.2f}", f"{s['rouge2']:.2f}",
+                         f"{s['rougeL']:.2f}", f"{s['decode_tokens_per_second']:,.0f}"])  # fmt: skip
         b = r["test"]["beam"]["rougeL"]
         gap = b - best_extractive[data]
         verdicts.append(f"- {name}: beam ROUGE-L {b:.2f} vs best extractive "
@@ -126,6 +163,15 @@ def make_table() -> None:
                         f"{r['cut']['max_len']} characters: {r['cut']['train_validation_texts']:,} "
                         f"in training/validation, {r['cut']['test_texts']:,} in test; "
                         f"{r['train_tokens_per_second']:,.0f} training tokens/s")  # fmt: skip
+        if tuned:
+            vals = ", ".join(f"{k if k != '0' else 'off'}: {v:.2f}"
+                             for k, v in tuned["validation_rougeL"].items())  # fmt: skip
+            t = tuned["test"]["rougeL"]
+            verdicts.append(f"  - {name} with --no-repeat-ngram chosen on the "
+                            f"{tuned['validation_texts']} validation texts ({vals}; chosen: "
+                            f"{tuned['chosen'] or 'off'}): test ROUGE-L {t:.2f}, "
+                            f"{t - best_extractive[data]:+.2f} vs best extractive; target +3 "
+                            f"{'met' if t - best_extractive[data] >= 3 else 'NOT met'}")  # fmt: skip
     print(
         "Test splits: LCSTS part II 514 texts (500 distinct, split by text with seed 1); CSL "
         "`csl_ts_test.tsv`, 1,000 abstracts. ROUGE: rouge-score F1 x 100, Chinese on "
@@ -156,18 +202,22 @@ def main() -> int:
     ap.add_argument("--job", choices=list(JOBS), action="append", help="train this job")
     ap.add_argument("--minutes", type=float, help="training minutes per job (lcsts 20, csl 15)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-repeat", choices=list(JOBS), action="append", metavar="JOB",
+                    help="choose --no-repeat-ngram for this finished run on validation")  # fmt: skip
     ap.add_argument("--table", action="store_true", help="print the table from the runs")
     ap.add_argument("--write", action="store_true", help="with --table: write RESULTS.md")
     args = ap.parse_args()
     shared("summarization_zh", "lcsts_part2.src.txt")
-    jobs = args.job or ([] if args.table else list(JOBS))
+    for name in args.no_repeat or []:
+        print(f"{name}: {json.dumps(tune_no_repeat(name))}", flush=True)
+    jobs = args.job or ([] if args.table or args.no_repeat else list(JOBS))
     for name in jobs:
         minutes = args.minutes or MINUTES.get(name, 15.0 if name.endswith("csl") else 20.0)
         t = time.perf_counter()
         r = run_job(name, minutes, args.threads)
         print(f"{name}: {json.dumps(r['test'])} ({time.perf_counter() - t:.0f} s in all)",
               flush=True)  # fmt: skip
-    if args.table or not args.job:
+    if args.table or not (args.job or args.no_repeat):
         with results_section("summarize", args.write, "Summarisation"):
             make_table()
     return 0
