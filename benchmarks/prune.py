@@ -12,7 +12,7 @@ against parameter count, for three ways of choosing the channels.
   multiples of 32 (int4 groups still fit); no fine-tuning afterwards;
 * ``--speed``: batch-1 decode tokens/s of the float32 models on the fused decoding kernel
   (one thread; 128 greedy tokens after 32), unpruned against each Taylor-pruned width;
-* ``--recover STEPS``: how much fine-tuning wins back. ``lmlab prune`` writes the
+* ``--recover STEPS`` (a section of its own): how much fine-tuning wins back. ``lmlab prune`` writes the
   quarter-pruned run, then ``lmlab train --init-from`` fine-tunes it and, for reference, the
   unpruned model for the same STEPS on *Emma* (batches of 4 x 256 tokens, both at once, one
   thread each); both are scored on the same held-out text.
@@ -103,9 +103,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--speed", action="store_true", help="also time batch-1 decoding")
     ap.add_argument("--recover", type=int, metavar="STEPS",
-                    help="also fine-tune the quarter-pruned and the unpruned model this many steps")  # fmt: skip
+                    help="instead: fine-tune the quarter-pruned and the unpruned model this many "
+                    "steps (section prune-recover)")  # fmt: skip
     ap.add_argument("--write", action="store_true", help="write the RESULTS.md section")
     args = ap.parse_args()
+    if args.recover:
+        from lmlab.run import load_run
+        from pretrained import prose_ids
+
+        held = prose_ids(load_run("builtin:smollm2").tokenizer)
+        with results_section("prune-recover", args.write, "Pruning, then fine-tuning: SmolLM2"):
+            recover(args.recover, held)
+        return
     with results_section("prune", args.write, "Structured pruning: SmolLM2's MLP channels"):
         run_bench(args)
 
@@ -188,9 +197,6 @@ def run_bench(args: argparse.Namespace) -> None:
           f"choice {change(best['random'], base['ppl'])}. Plot: `{png.relative_to(ROOT)}`. "
           "Reproduce one row as a run: `lmlab prune --run builtin:smollm2 --mlp 0.25 --text "
           f"{'/'.join(('../shared/data',) + CALIBRATION)} --tokens {CAL_TOKENS} --out runs/smollm2-mlp75`.")  # fmt: skip
-    if args.recover:
-        print()
-        recover(args.recover, held)
 
 
 def recover(steps: int, held: list[int]) -> None:
