@@ -14,8 +14,8 @@ against parameter count, for three ways of choosing the channels.
   (one thread; 128 greedy tokens after 32), unpruned against each Taylor-pruned width;
 * ``--recover STEPS`` (a section of its own): how much fine-tuning wins back. ``lmlab prune`` writes the
   quarter-pruned run, then ``lmlab train --init-from`` fine-tunes it and, for reference, the
-  unpruned model for the same STEPS on *Emma* (batches of 4 x 256 tokens, both at once, one
-  thread each); both are scored on the same held-out text.
+  unpruned model for the same STEPS on *Emma* (batches of 4 x 256 tokens, bf16 autocast,
+  both at once, one thread each); both are scored on the same held-out text.
 
 Writes ``benchmarks/out/prune/prune.png`` (perplexity against parameters) and, with
 ``--write``, the ``prune`` section of RESULTS.md.
@@ -213,7 +213,9 @@ def recover(steps: int, held: list[int]) -> None:
     for name, src in sources.items():
         cmd = [LMLAB, "train", "--init-from", src, "--corpus", str(shared(*CALIBRATION)),
                "--context", "256", "--batch-size", "4", "--steps", str(steps), "--eval-every",
-               str(steps), "--set", "train.threads=1", "--set", "train.sample_tokens=0",
+               str(steps), "--precision", "bf16", "--set", "train.threads=1",
+               "--set", "train.sample_tokens=0", "--set", "train.eval_batches=8",
+               "--set", f"train.warmup={max(1, steps // 10)}",
                "--out", str(OUT / f"tuned-{name}"), "--overwrite"]  # fmt: skip
         log = open(OUT / f"tuned-{name}.log", "w")  # noqa: SIM115 (closed with the process)
         procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -230,7 +232,8 @@ def recover(steps: int, held: list[int]) -> None:
         rows.append([name, f"{after.num_params() / 1e6:.1f}M", f"{perplexity(before, held):.2f}",
                      f"{perplexity(after, held):.2f}"])  # fmt: skip
     print(f"Recovery: {steps} steps of full fine-tuning (`lmlab train --init-from`, learning rate "
-          f"5e-5, batches of 4 x 256 tokens of *Emma*; both runs at once, one thread each, "
+          f"5e-5 after {max(1, steps // 10)} warm-up steps, bf16 autocast, batches of 4 x 256 tokens of *Emma*; both runs at once, one "
+          f"thread each, "
           f"{minutes:.0f} min), scored on the same *Pride and Prejudice* tokens:\n")  # fmt: skip
     print(table(["model", "parameters", "ppl before", f"ppl after {steps} steps"], rows))
 
