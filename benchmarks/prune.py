@@ -6,8 +6,9 @@ against parameter count, for three ways of choosing the channels.
 * calibration: the first 16,384 tokens of *Emma* (the Taylor criterion's |activation x
   gradient|); held-out text: the same 2,000 tokens of *Pride and Prejudice* as
   ``benchmarks/quantize.py`` (one window, as llama.cpp sees them);
-* criteria: ``taylor`` (first-order importance on the calibration text), ``magnitude``
-  (weight norms, no data) and ``random`` (seeded: the control);
+* criteria: ``taylor`` (first-order importance on the calibration text), ``activation``
+  (mean |activation| x output-weight norm on the same text, forward passes only),
+  ``magnitude`` (weight norms, no data) and ``random`` (seeded: the control);
 * fractions of every layer's 1,536 MLP channels dropped: 1/8, 1/4, 3/8 and 1/2, rounded to
   multiples of 32 (int4 groups still fit); no fine-tuning afterwards;
 * ``--speed``: batch-1 decode tokens/s of the float32 models on the fused decoding kernel
@@ -37,7 +38,7 @@ from _common import ROOT, results_section, shared, table  # noqa: E402
 OUT = ROOT / "benchmarks" / "out" / "prune"
 LMLAB = str(Path(sys.executable).with_name("lmlab"))
 FRACTIONS = (0.125, 0.25, 0.375, 0.5)
-CRITERIA = ("taylor", "magnitude", "random")
+CRITERIA = ("taylor", "activation", "magnitude", "random")
 CALIBRATION = ("gutenberg", "austen_emma.txt")
 CAL_TOKENS = 16384
 
@@ -83,7 +84,7 @@ def plot(rows: list[dict], base: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for crit, mark in zip(CRITERIA, "osx", strict=True):
+    for crit, mark in zip(CRITERIA, "o^sx", strict=True):
         pts = sorted((r["params"], r["ppl"]) for r in rows if r["criterion"] == crit)
         pts.append((base["params"], base["ppl"]))
         ax.plot([p / 1e6 for p, _ in pts], [q for _, q in pts], marker=mark, label=crit)
@@ -138,7 +139,8 @@ def run_bench(args: argparse.Namespace) -> None:
     rows, seconds = [], {}
     for crit in CRITERIA:
         t0 = time.perf_counter()
-        scores = mlp_importance(model, calib if crit == "taylor" else None, crit, seed=0,
+        text = calib if crit in ("taylor", "activation") else None
+        scores = mlp_importance(model, text, crit, seed=0,
                                 progress=sys.stderr.isatty())  # fmt: skip
         seconds[crit] = time.perf_counter() - t0
         for frac in FRACTIONS:
@@ -164,21 +166,14 @@ def run_bench(args: argparse.Namespace) -> None:
     print(f"SmolLM2-135M-Instruct (float32, from the package's GGUF), every layer's MLP cut to "
           f"the same width; perplexity on {len(held):,} tokens of *Pride and Prejudice* in one "
           f"window; Taylor importance from {len(calib):,} tokens of *Emma* "
-          f"({seconds['taylor']:.0f} s on one thread). No fine-tuning after pruning.\n")  # fmt: skip
-    heads = ["MLP width", "dropped", "parameters", "taylor ppl", "magnitude ppl", "random ppl"]
+          f"({seconds['taylor']:.0f} s on one thread; activations {seconds['activation']:.0f} s). "
+          "No fine-tuning after pruning.\n")  # fmt: skip
+    heads = ["MLP width", "dropped", "parameters", *(f"{c} ppl" for c in CRITERIA)]
     if args.speed:
         heads.append("decode tok/s (taylor)")
-    out = [
-        [
-            str(d_ff),
-            "0",
-            f"{base['params'] / 1e6:.1f}M",
-            f"{base['ppl']:.2f}",
-            f"{base['ppl']:.2f}",
-            f"{base['ppl']:.2f}",
-        ]  # fmt: skip
-        + ([f"{base['tok_s']:.1f}"] if args.speed else [])
-    ]
+    first = [str(d_ff), "0", f"{base['params'] / 1e6:.1f}M"]
+    first += [f"{base['ppl']:.2f}"] * len(CRITERIA)
+    out = [first + ([f"{base['tok_s']:.1f}"] if args.speed else [])]
     for frac in FRACTIONS:
         by = {r["criterion"]: r for r in rows if r["fraction"] == frac}
         t = by["taylor"]
@@ -193,7 +188,8 @@ def run_bench(args: argparse.Namespace) -> None:
     best = {c: min(r["ppl"] for r in rows if r["criterion"] == c and r["fraction"] == 0.25)
             for c in CRITERIA}  # fmt: skip
     print(f"At a quarter of the channels, Taylor importance costs {change(best['taylor'], base['ppl'])} "
-          f"perplexity, weight magnitude {change(best['magnitude'], base['ppl'])} and random "
+          f"perplexity, activations {change(best['activation'], base['ppl'])}, weight magnitude "
+          f"{change(best['magnitude'], base['ppl'])} and random "
           f"choice {change(best['random'], base['ppl'])}. Plot: `{png.relative_to(ROOT)}`. "
           "Reproduce one row as a run: `lmlab prune --run builtin:smollm2 --mlp 0.25 --text "
           f"{'/'.join(('../shared/data',) + CALIBRATION)} --tokens {CAL_TOKENS} --out runs/smollm2-mlp75`.")  # fmt: skip

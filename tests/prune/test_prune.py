@@ -64,6 +64,8 @@ def test_removing_dead_channels_changes_nothing(block: str) -> None:
         assert torch.all(s[idx] == 0) and (s > 0).sum() == 48
     assert all(torch.all(s[i] == 0) for s, i in
                zip(mlp_importance(model, criterion="magnitude"), dead, strict=True))  # fmt: skip
+    act = mlp_importance(model, ids.flatten().numpy(), "activation", window=24)
+    assert all(torch.all(s[i] == 0) and (s > 0).sum() == 48 for s, i in zip(act, dead, strict=True))
     keep = choose_channels(scores, 48)
     assert all(not set(k.tolist()) & set(d.tolist()) for k, d in zip(keep, dead, strict=True))
     small = prune_mlp(model, keep)
@@ -85,9 +87,10 @@ def test_kept_width_rounds_to_the_multiple_and_refuses_nothing_to_do() -> None:
         kept_width(64, 0.1, 32)
 
 
-def test_taylor_beats_random_on_a_trained_run(trained: Path) -> None:
+def test_data_driven_criteria_beat_random_on_a_trained_run(trained: Path) -> None:
     """Half of every MLP removed from a trained model: the channels chosen by Taylor
-    importance on the sonnets lose less held-out perplexity than seeded random choices."""
+    importance or by activations on the sonnets lose less held-out perplexity than seeded
+    random choices."""
     run = load_run(trained)
     text = run.tokenizer.encode(_sonnets().read_text(encoding="utf-8"))
     calib, held = np.asarray(text[:6000]), np.asarray(text[-3000:])
@@ -97,12 +100,15 @@ def test_taylor_beats_random_on_a_trained_run(trained: Path) -> None:
         run.model, choose_channels(mlp_importance(run.model, calib, window=64), keep)
     )
     t_loss = stream_loss(taylor, held, window=64)[0]
+    act = mlp_importance(run.model, calib, "activation", window=64)
+    a_loss = stream_loss(prune_mlp(run.model, choose_channels(act, keep)), held, window=64)[0]
     r_losses = []
     for seed in range(3):
         scores = mlp_importance(run.model, criterion="random", seed=seed)
         r_losses.append(stream_loss(prune_mlp(run.model, choose_channels(scores, keep)), held,
                                     window=64)[0])  # fmt: skip
     assert base < t_loss < min(r_losses), (base, t_loss, r_losses)
+    assert base < a_loss < min(r_losses), (base, a_loss, r_losses)
 
 
 def test_prune_command_writes_a_run_every_command_opens(trained: Path, tmp_path: Path, capsys):

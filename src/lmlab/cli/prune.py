@@ -24,12 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mlp", type=float, required=True, metavar="FRACTION",
                    help="share of every layer's MLP channels to drop, between 0 and 1")  # fmt: skip
     p.add_argument("--text", help="calibration text: FILE|FOLDER|GLOB|builtin:NAME "
-                   "(needed by the taylor criterion)")  # fmt: skip
+                   "(needed by taylor and activation)")  # fmt: skip
     p.add_argument("--tokens", type=int, default=16384,
                    help="calibration tokens read from --text (16384)")  # fmt: skip
-    p.add_argument("--criterion", choices=["taylor", "magnitude", "random"], default="taylor",
-                   help="channel importance: taylor (default; needs --text), magnitude "
-                   "(weight norms, no data) or random (a control)")  # fmt: skip
+    p.add_argument("--criterion", choices=["taylor", "activation", "magnitude", "random"],
+                   default="taylor", help="channel importance: taylor (default; needs --text), "
+                   "activation (mean |activation| x output norm, forward passes only; needs "
+                   "--text), magnitude (weight norms, no data) or random (a control)")  # fmt: skip
     p.add_argument("--multiple", type=int, default=32,
                    help="the width kept is a multiple of this (32: int4 groups still fit)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the random criterion (0)")

@@ -5,6 +5,9 @@
   attention heads the same way): a gate of ones multiplies the channel's activation ``a``
   before the output projection, and ``|dL/dgate| = |sum over tokens of a * dL/da|`` is
   added up over the calibration batches;
+* ``activation``: the channel's mean absolute activation on the calibration text times the
+  norm of its output weights: how much it adds to the residual stream on average, with no
+  backward pass (the structured form of Wanda's |weight| x |input|, Sun et al. 2023);
 * ``magnitude``: the norms of the channel's input and output weights multiplied (no data;
   the input weights scaled by the gains of the norm before the MLP, which they always see);
 * ``random``: seeded random scores, the control that shows what a criterion is worth.
@@ -19,7 +22,7 @@ from tqdm import tqdm
 
 from lmlab.errors import LmlabError
 
-CRITERIA = ("taylor", "magnitude", "random")
+CRITERIA = ("taylor", "activation", "magnitude", "random")
 
 
 def _blocks(model) -> list:
@@ -52,7 +55,8 @@ def mlp_importance(
     progress: bool = False,
 ) -> list[torch.Tensor]:
     """One float tensor of ``d_ff`` scores per layer (higher: more important); ``ids`` is the
-    calibration text's tokens, cut into windows of ``window`` tokens (``taylor`` only)."""
+    calibration text's tokens, cut into windows of ``window`` tokens (``taylor`` and
+    ``activation``)."""
     blocks = _blocks(model)
     mlps = [b.mlp for b in blocks]
     if criterion == "random":
@@ -63,19 +67,27 @@ def mlp_importance(
             _input_rows(b).norm(dim=1) * b.mlp.proj.weight.detach().float().norm(dim=0)
             for b in blocks
         ]
-    if criterion != "taylor":
+    if criterion not in ("taylor", "activation"):
         raise LmlabError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
     if ids is None or len(ids) < 2:
-        raise LmlabError("the taylor criterion needs calibration text (at least two tokens)")
+        raise LmlabError(f"the {criterion} criterion needs calibration text (at least two tokens)")
     ctx = model.context_length or window
     window = max(2, min(window, ctx, len(ids)))
     n_win = len(ids) // window
     x = torch.as_tensor(np.asarray(ids[: n_win * window], dtype=np.int64)).view(n_win, window)
-    gates = [torch.ones(m.proj.in_features, requires_grad=True) for m in mlps]
+    taylor = criterion == "taylor"
+    gates = [torch.ones(m.proj.in_features, requires_grad=taylor) for m in mlps]
     scores = [torch.zeros(m.proj.in_features, dtype=torch.float64) for m in mlps]
+
+    def gate(_mod, args, g: torch.Tensor, s: torch.Tensor):
+        if not taylor:  # the channels' absolute activations, summed over the tokens
+            s += args[0].detach().abs().flatten(0, -2).sum(0).double()
+            return None
+        return (args[0] * g.to(args[0].dtype),)
+
     hooks = [
-        m.proj.register_forward_pre_hook(lambda _mod, args, g=g: (args[0] * g.to(args[0].dtype),))
-        for m, g in zip(mlps, gates, strict=True)
+        m.proj.register_forward_pre_hook(lambda mod, args, g=g, s=s: gate(mod, args, g, s))
+        for m, g, s in zip(mlps, gates, scores, strict=True)
     ]
     was_training = model.training
     flags = [p.requires_grad for p in model.parameters()]
@@ -86,6 +98,10 @@ def mlp_importance(
         batches = range(0, n_win, batch_size)
         for lo in tqdm(batches, desc="importance", unit="batch", disable=not progress):
             xb = x[lo : lo + batch_size]
+            if not taylor:
+                with torch.no_grad():
+                    model(xb[:, :-1])
+                continue
             with torch.enable_grad():
                 logits = model(xb[:, :-1])
                 loss = F.cross_entropy(logits.float().flatten(0, 1), xb[:, 1:].flatten())
@@ -99,4 +115,8 @@ def mlp_importance(
         for p, f in zip(model.parameters(), flags, strict=True):
             p.requires_grad_(f)
         model.train(was_training)
+    if not taylor:  # mean |activation| x the norm of what the channel writes
+        n = n_win * (window - 1)
+        return [(s / n).float() * m.proj.weight.detach().float().norm(dim=0)
+                for s, m in zip(scores, mlps, strict=True)]  # fmt: skip
     return [s.float() for s in scores]

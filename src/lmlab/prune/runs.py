@@ -76,8 +76,8 @@ def prune_run(
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LmlabError(f"{out} already exists; choose a new --out (nothing was overwritten)")
-    if criterion == "taylor" and not text:
-        raise LmlabError("the taylor criterion needs calibration text: pass --text FILE")
+    if criterion in ("taylor", "activation") and not text:
+        raise LmlabError(f"the {criterion} criterion needs calibration text: pass --text FILE")
     if tokens < 2:
         raise LmlabError(f"--tokens must be at least 2, got {tokens}")
     src_dir = Path(str(source))
@@ -92,7 +92,8 @@ def prune_run(
     model = run.model.float()
     d_ff = model.config.ff_dim
     keep = kept_width(d_ff, fraction, multiple)
-    ids = calibration_ids(text, run.tokenizer, tokens) if criterion == "taylor" else None
+    needs_text = criterion in ("taylor", "activation")
+    ids = calibration_ids(text, run.tokenizer, tokens) if needs_text else None
     scores = mlp_importance(model, ids, criterion, seed=seed, progress=progress)
     pruned = prune_mlp(model, choose_channels(scores, keep))
     cfg = {k: v for k, v in run.config.items() if k not in ("chat", "source", "init")}
@@ -134,6 +135,7 @@ def prune_run(
 
 def _card(name: str, r: dict) -> str:
     how = {"taylor": "first-order Taylor importance on calibration text",
+           "activation": "mean activation x output-weight norm on calibration text",
            "magnitude": "weight magnitude", "random": "at random (a control)"}[r["criterion"]]  # fmt: skip
     lines = [
         f"# Run card: {name}",
