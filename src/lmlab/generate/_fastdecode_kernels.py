@@ -23,8 +23,11 @@ chosen per matrix by the type of the array ``w`` (the ``_mm`` overload):
   in, T), one float16 scale ``d`` and zero point ``m`` per output, weight = d*q + m.
 
 So a model read from a GGUF file decodes from the file's own blocks (a quarter to an eighth
-of the float32 bytes) while computing in float32 on exactly the weights of its float model
-- activations are never quantised. Missing biases are zeros; unused tensors (no MLP, no
+of the float32 bytes) while computing in float32 on exactly the weights of its float model.
+With ``cfg[INT8_ACT]`` set (a quantised model on a CPU with AVX-512 VNNI, see
+:func:`lmlab.generate.fastdecode.int8_activations`) the 4- and 8-bit products round the
+activations to int8 per block of 32 and multiply integers instead
+(:mod:`lmlab.generate._int8_products`), as llama.cpp does. Missing biases are zeros; unused tensors (no MLP, no
 learned positions, no RoPE) are small dummies. The KV cache is ``(L, B, n_kv, context,
 head_dim)``, shared with PyTorch, always float32; attention reads it once per KV head for
 all the query heads that share it, its two products through BLAS (numba's ``np.dot``). numba compiles one specialisation per
@@ -62,7 +65,7 @@ from numba import njit, types  # noqa: E402  (after the CPU features are chosen)
 from numba.extending import intrinsic, overload  # noqa: E402
 
 # Integer settings passed in ``cfg``.
-N_HEAD, N_KV, HEAD_DIM, LLAMA, GELU_TANH, HAS_MLP, FF = range(7)
+N_HEAD, N_KV, HEAD_DIM, LLAMA, GELU_TANH, HAS_MLP, FF, INT8_ACT = range(8)
 _SQRT_HALF = np.float32(0.7071067811865476)
 
 
@@ -529,6 +532,31 @@ def _mm_impl(x, w, d, m, bias, out):
     return None
 
 
+def _mm_act8(x, w, d, m, bias, out):  # pragma: no cover - replaced by the overload
+    """:func:`_mm`, with 4- and 8-bit weights multiplied by activations rounded to int8."""
+    raise NotImplementedError
+
+
+@overload(_mm_act8, inline="always")
+def _mm_act8_impl(x, w, d, m, bias, out):
+    from lmlab.generate._int8_products import matmul_i8_x8, matmul_x8
+
+    if w.ndim == 4 and w.dtype in (types.uint8, types.int8):
+        return lambda x, w, d, m, bias, out: matmul_x8(x, w, d, m, bias, out)
+    if w.ndim == 3 and w.dtype == types.int8:
+        return lambda x, w, d, m, bias, out: matmul_i8_x8(x, w, d, m, bias, out)
+    return lambda x, w, d, m, bias, out: _mm(x, w, d, m, bias, out)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _product(act8, x, w, d, m, bias, out):
+    """``out = x @ W.T + bias``: :func:`_mm`, or :func:`_mm_act8` when ``act8``."""
+    if act8:
+        _mm_act8(x, w, d, m, bias, out)
+    else:
+        _mm(x, w, d, m, bias, out)
+
+
 @njit(cache=True, nogil=True)
 def dequantize_q4(qs, d, m, t0, out):
     """Rows of a 4-bit matrix as float32: tiles ``t0..`` of ``qs`` (n_tiles, n_blocks, 16,
@@ -763,6 +791,7 @@ def decode_step(
     Returns 0, or 1 (nothing done) when a token id, row or position is out of range."""
     n_head, n_kv, hd = cfg[N_HEAD], cfg[N_KV], cfg[HEAD_DIM]
     llama, gelu_tanh, has_mlp = cfg[LLAMA] != 0, cfg[GELU_TANH] != 0, cfg[HAS_MLP] != 0
+    act8 = cfg[INT8_ACT] != 0
     n, n_layer, d, n_ff = ids.shape[0], ln1_w.shape[0], tok_emb.shape[1], cfg[FF]
     ctx, group = kc.shape[3], n_head // n_kv
     for b in range(n):
@@ -794,7 +823,7 @@ def decode_step(
     for layer in range(n_layer):
         for b in range(n):
             _norm(x[b], ln1_w[layer], ln1_b[layer], eps, llama, h[b])
-        _mm(h, qkv_w[layer], qkv_d[layer], qkv_m[layer], qkv_b[layer], qkv)
+        _product(act8, h, qkv_w[layer], qkv_d[layer], qkv_m[layer], qkv_b[layer], qkv)
         for b in range(n):  # every key and value first: a chunk's tokens see each other
             p, qb = pos[b], qkv[b]
             if llama:
@@ -812,13 +841,13 @@ def decode_step(
                 qg[:] = qb[g * group * hd : (g + 1) * group * hd].reshape(group, hd)
                 _attend(qg, kl[g, : p + 1], vl[g, : p + 1], scale, og)
                 y[b, g * group * hd : (g + 1) * group * hd] = og.reshape(group * hd)
-        _mm(y, proj_w[layer], proj_d[layer], proj_m[layer], proj_b[layer], r)
+        _product(act8, y, proj_w[layer], proj_d[layer], proj_m[layer], proj_b[layer], r)
         x += r
         if not has_mlp:
             continue
         for b in range(n):
             _norm(x[b], ln2_w[layer], ln2_b[layer], eps, llama, h[b])
-        _mm(h, fc_w[layer], fc_d[layer], fc_m[layer], fc_b[layer], u)
+        _product(act8, h, fc_w[layer], fc_d[layer], fc_m[layer], fc_b[layer], u)
         for b in range(n):
             ub, ab = u[b], a[b]
             if llama:  # SwiGLU: silu(gate) * up
@@ -834,12 +863,12 @@ def decode_step(
                 for i in range(n_ff):
                     v = ub[i]
                     ab[i] = np.float32(0.5) * v * (np.float32(1.0) + _erf(v * _SQRT_HALF))
-        _mm(a, fc2_w[layer], fc2_d[layer], fc2_m[layer], fc2_b[layer], r)
+        _product(act8, a, fc2_w[layer], fc2_d[layer], fc2_m[layer], fc2_b[layer], r)
         x += r
     hk = np.empty((keep.shape[0], d), np.float32)
     for i in range(keep.shape[0]):
         _norm(x[keep[i]], lnf_w, lnf_b, eps, llama, hk[i])
-    _mm(hk, head_w, head_d, head_m, np.zeros(out.shape[1], np.float32), out)
+    _product(act8, hk, head_w, head_d, head_m, np.zeros(out.shape[1], np.float32), out)
     return 0
 
 
@@ -858,7 +887,7 @@ def warm_up(key: tuple[str, ...]) -> None:
     qkv, proj, fc, fc2 = (dummy_matrix(k, 1) for k in key[1:5])
     head = dummy_matrix(key[5], None)
     kv = np.zeros((1, 1, 1, 1, 1), np.float32)
-    cfg = np.ones(7, np.int64)
+    cfg = np.ones(8, np.int64)
     decode_step(i64, i64, i64, i64, emb, m2, m2, m2, *qkv, m2, *proj, m2, m2, m2, *fc, m2, *fc2,
                 m2, m1, m1, *head, m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
     WARM.add(tuple(key))

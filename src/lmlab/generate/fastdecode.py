@@ -19,7 +19,9 @@ rounding).
 
 A model read from a GGUF file (:func:`register_gguf`) decodes from the file's own Q4_0,
 Q4_1 or Q8_0 blocks (:mod:`lmlab.generate.gguf_blocks`): they are exactly its float32
-weights in a sixth of the bytes, and the kernel computes in float32 on them.
+weights in a sixth of the bytes, and the kernel computes in float32 on them. A quantised
+model (:mod:`lmlab.quantize`) on a CPU with AVX-512 VNNI multiplies its 4- and 8-bit
+matrices by activations rounded to int8, as llama.cpp does (:func:`int8_activations`).
 
 The kernel is compiled once per machine and kind of weights (5-20 s; numba caches it on
 disk) and loaded from that cache by every later process (about a second). Both happen in a
@@ -46,6 +48,7 @@ from lmlab.generate.gguf_blocks import tiles_of_rows
 from lmlab.models.transformer import KVCache, Transformer, TransformerConfig
 
 ENV = "LMLAB_FAST_DECODE"
+ACT8_ENV = "LMLAB_INT8_ACTIVATIONS"
 _OFF = ("0", "false", "no", "off")
 # Rows are decoded one after another inside each matrix product; beyond this many, PyTorch's
 # batched products win (measured: 4x128 model, 64 rows: 0.9x; 16 rows: 1.3x the speed).
@@ -236,6 +239,30 @@ def _quant_matrix(model: Transformer, mods: list) -> tuple[np.ndarray, np.ndarra
     return tuple(np.ascontiguousarray(np.stack(p)) for p in zip(*parts, strict=True))
 
 
+def _host_has_vnni() -> bool:
+    from llvmlite import binding
+
+    try:
+        return bool(binding.get_host_cpu_features().get("avx512vnni"))
+    except RuntimeError:  # pragma: no cover - unknown host
+        return False
+
+
+def int8_activations(kinds: tuple[str, ...], quantised: bool) -> bool:
+    """Whether the step multiplies 4- and 8-bit matrices by activations rounded to int8 per
+    block of 32 (:mod:`lmlab.generate._int8_products`), as llama.cpp does: by
+    default for a quantised model (:mod:`lmlab.quantize`) where the CPU has AVX-512 VNNI,
+    about 1.5x faster than widening its weights to float32. A float model that decodes from
+    a GGUF file's blocks keeps float32 activations, so its logits stay the float model's.
+    ``LMLAB_INT8_ACTIVATIONS=0`` or ``1`` decides otherwise."""
+    if not {"Q4", "Q8", "I8"} & set(kinds):
+        return False
+    env = os.environ.get(ACT8_ENV, "").strip().lower()
+    if env:
+        return env not in _OFF
+    return quantised and _host_has_vnni()
+
+
 def _kind_of(w: np.ndarray, stacked: bool) -> str:
     """The kernel's name for a matrix of weights ``w``: dense, Q4, Q8 or I8."""
     if w.dtype == np.uint8:
@@ -329,6 +356,7 @@ class FastDecoder:
                 int(cfg.gelu_approximate == "tanh"),
                 int(cfg.mlp),
                 cfg.ff_dim if cfg.mlp else 0,
+                int(int8_activations(self.kinds, any(map(_quantised, model.modules())))),
             ],
             dtype=np.int64,
         )
