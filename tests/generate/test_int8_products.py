@@ -69,6 +69,35 @@ def test_product_is_the_int8_arithmetic_and_close_to_the_float_product(qtype, ro
     assert 1e-5 < err < 0.02  # rounded activations: not the float product, but close to it
 
 
+@pytest.mark.parametrize("qtype", QTYPES + ["int8"])
+def test_threads_share_the_tiles_and_give_the_same_bits(qtype) -> None:
+    """Two threads (numba's pool) compute disjoint tiles: the same outputs as one thread."""
+    import numba
+
+    from lmlab.generate._int8_products import matmul_i8_x8
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 96)).astype(np.float32)
+    if qtype == "int8":
+        from lmlab.quantize.modules import _tiles
+
+        q = rng.integers(-127, 128, (700, 96)).astype(np.int8)
+        dm = (rng.random(700) * 0.01).astype(np.float16).view(np.uint16)
+        args, fn = (_tiles(q), _tiles(dm), _tiles(dm)), matmul_i8_x8
+    else:
+        args, fn = blocks(qtype, out=700)[0], matmul_x8
+    bias = rng.standard_normal(700).astype(np.float32)
+    one, two = np.empty((2, 700), np.float32), np.empty((2, 700), np.float32)
+    fn(x, *args, bias, one, 1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        fn(x, *args, bias, two, 2)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(one, two)
+
+
 @pytest.mark.parametrize("qtype", ["Q4_1", "Q8_0"])
 def test_the_vnni_instruction_and_the_portable_code_give_the_same_bits(qtype) -> None:
     """The same tile computed with ``vpdpbusd`` (where the CPU has it) and with plain vector
@@ -154,7 +183,14 @@ def test_quantised_models_decode_with_int8_activations_where_the_cpu_has_vnni(mo
         out = [dec.step(torch.tensor([t]), state) for t in (5, 17, 250, 3)]
         return int(dec.cfg[INT8_ACT]), torch.cat(out)
 
-    on, rounded = logits("1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        on, rounded = logits("1")
+        torch.set_num_threads(2)  # the step's products on two threads: the same bits
+        assert torch.equal(logits("1")[1], rounded)
+    finally:
+        torch.set_num_threads(before)
     off, exact = logits("0")
     assert (on, off) == (1, 0)
     rel = ((rounded - exact).norm() / exact.norm()).item()

@@ -64,8 +64,21 @@ _prefer_wide_vectors()
 from numba import njit, types  # noqa: E402  (after the CPU features are chosen)
 from numba.extending import intrinsic, overload  # noqa: E402
 
+
+def prange_only() -> dict[str, bool]:
+    """numba's ``parallel`` options for a function whose only parallel loops are its
+    explicit ``prange`` ones (a fresh dict: numba consumes it).
+
+    The decoding step takes these, and the int8-activation products
+    (:mod:`lmlab.generate._int8_products`) are inlined into it, because a cached function
+    calling a separately compiled ``parallel`` one crashes when loaded from numba's cache
+    (numba issue #8578)."""
+    off = ("comprehension", "reduction", "inplace_binop", "setitem", "numpy", "stencil", "fusion")
+    return {**dict.fromkeys(off, False), "prange": True}
+
+
 # Integer settings passed in ``cfg``.
-N_HEAD, N_KV, HEAD_DIM, LLAMA, GELU_TANH, HAS_MLP, FF, INT8_ACT = range(8)
+N_HEAD, N_KV, HEAD_DIM, LLAMA, GELU_TANH, HAS_MLP, FF, INT8_ACT, THREADS = range(9)
 _SQRT_HALF = np.float32(0.7071067811865476)
 
 
@@ -532,27 +545,28 @@ def _mm_impl(x, w, d, m, bias, out):
     return None
 
 
-def _mm_act8(x, w, d, m, bias, out):  # pragma: no cover - replaced by the overload
-    """:func:`_mm`, with 4- and 8-bit weights multiplied by activations rounded to int8."""
+def _mm_act8(x, qs, d, m, bias, out, threads=1):  # pragma: no cover - replaced by the overload
+    """:func:`_mm`, with 4- and 8-bit weights multiplied by activations rounded to int8,
+    their tiles shared among ``threads`` of numba's threads."""
     raise NotImplementedError
 
 
 @overload(_mm_act8, inline="always")
-def _mm_act8_impl(x, w, d, m, bias, out):
-    from lmlab.generate._int8_products import matmul_i8_x8, matmul_x8
+def _mm_act8_impl(x, qs, d, m, bias, out, threads=1):
+    from lmlab.generate._int8_products import blocks_product, channels_product
 
-    if w.ndim == 4 and w.dtype in (types.uint8, types.int8):
-        return lambda x, w, d, m, bias, out: matmul_x8(x, w, d, m, bias, out)
-    if w.ndim == 3 and w.dtype == types.int8:
-        return lambda x, w, d, m, bias, out: matmul_i8_x8(x, w, d, m, bias, out)
-    return lambda x, w, d, m, bias, out: _mm(x, w, d, m, bias, out)
+    if qs.ndim == 4 and qs.dtype in (types.uint8, types.int8):
+        return blocks_product
+    if qs.ndim == 3 and qs.dtype == types.int8:
+        return channels_product
+    return lambda x, qs, d, m, bias, out, threads=1: _mm(x, qs, d, m, bias, out)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _product(act8, x, w, d, m, bias, out):
+def _product(act8, threads, x, w, d, m, bias, out):
     """``out = x @ W.T + bias``: :func:`_mm`, or :func:`_mm_act8` when ``act8``."""
     if act8:
-        _mm_act8(x, w, d, m, bias, out)
+        _mm_act8(x, w, d, m, bias, out, threads)
     else:
         _mm(x, w, d, m, bias, out)
 
@@ -742,7 +756,7 @@ def _rope(x, cos, sin):
         x[i + half] = b * cos[i] + a * sin[i]
 
 
-@njit(cache=True, fastmath=False, nogil=True)
+@njit(cache=True, fastmath=False, nogil=True, parallel=prange_only())
 def decode_step(
     ids,
     rows,
@@ -791,7 +805,7 @@ def decode_step(
     Returns 0, or 1 (nothing done) when a token id, row or position is out of range."""
     n_head, n_kv, hd = cfg[N_HEAD], cfg[N_KV], cfg[HEAD_DIM]
     llama, gelu_tanh, has_mlp = cfg[LLAMA] != 0, cfg[GELU_TANH] != 0, cfg[HAS_MLP] != 0
-    act8 = cfg[INT8_ACT] != 0
+    act8, threads = cfg[INT8_ACT] != 0, cfg[THREADS]
     n, n_layer, d, n_ff = ids.shape[0], ln1_w.shape[0], tok_emb.shape[1], cfg[FF]
     ctx, group = kc.shape[3], n_head // n_kv
     for b in range(n):
@@ -823,7 +837,7 @@ def decode_step(
     for layer in range(n_layer):
         for b in range(n):
             _norm(x[b], ln1_w[layer], ln1_b[layer], eps, llama, h[b])
-        _product(act8, h, qkv_w[layer], qkv_d[layer], qkv_m[layer], qkv_b[layer], qkv)
+        _product(act8, threads, h, qkv_w[layer], qkv_d[layer], qkv_m[layer], qkv_b[layer], qkv)
         for b in range(n):  # every key and value first: a chunk's tokens see each other
             p, qb = pos[b], qkv[b]
             if llama:
@@ -841,13 +855,13 @@ def decode_step(
                 qg[:] = qb[g * group * hd : (g + 1) * group * hd].reshape(group, hd)
                 _attend(qg, kl[g, : p + 1], vl[g, : p + 1], scale, og)
                 y[b, g * group * hd : (g + 1) * group * hd] = og.reshape(group * hd)
-        _product(act8, y, proj_w[layer], proj_d[layer], proj_m[layer], proj_b[layer], r)
+        _product(act8, threads, y, proj_w[layer], proj_d[layer], proj_m[layer], proj_b[layer], r)
         x += r
         if not has_mlp:
             continue
         for b in range(n):
             _norm(x[b], ln2_w[layer], ln2_b[layer], eps, llama, h[b])
-        _product(act8, h, fc_w[layer], fc_d[layer], fc_m[layer], fc_b[layer], u)
+        _product(act8, threads, h, fc_w[layer], fc_d[layer], fc_m[layer], fc_b[layer], u)
         for b in range(n):
             ub, ab = u[b], a[b]
             if llama:  # SwiGLU: silu(gate) * up
@@ -863,12 +877,12 @@ def decode_step(
                 for i in range(n_ff):
                     v = ub[i]
                     ab[i] = np.float32(0.5) * v * (np.float32(1.0) + _erf(v * _SQRT_HALF))
-        _product(act8, a, fc2_w[layer], fc2_d[layer], fc2_m[layer], fc2_b[layer], r)
+        _product(act8, threads, a, fc2_w[layer], fc2_d[layer], fc2_m[layer], fc2_b[layer], r)
         x += r
     hk = np.empty((keep.shape[0], d), np.float32)
     for i in range(keep.shape[0]):
         _norm(x[keep[i]], lnf_w, lnf_b, eps, llama, hk[i])
-    _product(act8, hk, head_w, head_d, head_m, np.zeros(out.shape[1], np.float32), out)
+    _product(act8, threads, hk, head_w, head_d, head_m, np.zeros(out.shape[1], np.float32), out)
     return 0
 
 
@@ -887,7 +901,7 @@ def warm_up(key: tuple[str, ...]) -> None:
     qkv, proj, fc, fc2 = (dummy_matrix(k, 1) for k in key[1:5])
     head = dummy_matrix(key[5], None)
     kv = np.zeros((1, 1, 1, 1, 1), np.float32)
-    cfg = np.ones(8, np.int64)
+    cfg = np.ones(9, np.int64)
     decode_step(i64, i64, i64, i64, emb, m2, m2, m2, *qkv, m2, *proj, m2, m2, m2, *fc, m2, *fc2,
                 m2, m1, m1, *head, m2, m2, kv, kv, cfg, 1e-5, np.zeros((0, 1), np.float32))  # fmt: skip
     WARM.add(tuple(key))

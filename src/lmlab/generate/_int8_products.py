@@ -24,12 +24,12 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import binding as _ll
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 # (importing the float kernels also chooses numba's CPU features, before anything compiles)
-from lmlab.generate._fastdecode_kernels import _f16_as_f32, _i8
+from lmlab.generate._fastdecode_kernels import _f16_as_f32, _i8, prange_only
 
 
 def _host_has_vnni() -> bool:
@@ -40,6 +40,7 @@ def _host_has_vnni() -> bool:
 
 
 VNNI = _host_has_vnni()
+
 TILE = 64  # outputs per tile, as in the float kernels' layout
 
 _I8, _I32, _F32, _F16 = ir.IntType(8), ir.IntType(32), ir.FloatType(), ir.HalfType()
@@ -206,63 +207,79 @@ def quantize_rows(x, a, da, sa, sx):
             da[b, k], sa[b, k], sx[b, k] = scale, t, s
 
 
-@njit(cache=True, nogil=True)
-def matmul_x8(x, qs, d, m, bias, out):
+@njit(cache=True, nogil=True, inline="always")
+def _blocks_tile(t, qs, d, m, a, da, sa, sx, bias, out, acc):
+    """Tile ``t`` of a 4- or 8-bit block matrix for every row (see :func:`blocks_product`)."""
+    n_blocks, lo = qs.shape[1], t * TILE
+    valid = min(TILE, out.shape[1] - lo)
+    qt, dt, mt = qs[t].ctypes.data, d[t].ctypes.data, m[t].ctypes.data
+    for b in range(out.shape[0]):
+        ab, dab, sab, sxb = (
+            a[b].ctypes.data,
+            da[b].ctypes.data,
+            sa[b].ctypes.data,
+            sx[b].ctypes.data,
+        )
+        if qs.shape[2] == 16:
+            _q4_tile(qt, ab, dab, sab, sxb, dt, mt, n_blocks, acc.ctypes.data)
+        else:
+            _q8_tile(qt, ab, dab, sab, sxb, dt, mt, n_blocks, acc.ctypes.data)
+        for o in range(valid):
+            out[b, lo + o] = acc[o] + bias[lo + o]
+
+
+def blocks_product(x, qs, d, m, bias, out, threads=1):
     """``out = x @ W.T + bias`` for 4-bit blocks (``qs`` (n_tiles, n_blocks, 16, 64)
     nibbles, ``d``/``m`` float16 bits) or 8-bit blocks (Q8_0: ``qs`` (n_tiles, n_blocks, 32,
     64) int8; ``m`` unused) in the float kernels' layout, each row of ``x`` rounded to int8
-    per block of 32 inputs (:func:`quantize_rows`)."""
-    n, n_out = x.shape[0], out.shape[1]
-    n_tiles, n_blocks, q4 = qs.shape[0], qs.shape[1], qs.shape[2] == 16
-    a, da, sa, sx = _rounded(x, n_blocks)
-    acc = np.empty(TILE, np.float32)
-    for t in range(n_tiles):
-        lo = t * TILE
-        valid = min(TILE, n_out - lo)
-        qt, dt, mt = qs[t].ctypes.data, d[t].ctypes.data, m[t].ctypes.data
-        for b in range(n):
-            ab, dab, sab, sxb = (
-                a[b].ctypes.data,
-                da[b].ctypes.data,
-                sa[b].ctypes.data,
-                sx[b].ctypes.data,
-            )
-            if q4:
-                _q4_tile(qt, ab, dab, sab, sxb, dt, mt, n_blocks, acc.ctypes.data)
-            else:
-                _q8_tile(qt, ab, dab, sab, sxb, dt, mt, n_blocks, acc.ctypes.data)
-            for o in range(valid):
-                out[b, lo + o] = acc[o] + bias[lo + o]
+    per block of 32 inputs (:func:`quantize_rows`). With ``threads`` > 1 the tiles are
+    shared among numba's threads (``numba.set_num_threads`` sets how many)."""
+    a, da, sa, sx = _rounded(x, qs.shape[1])
+    if threads > 1:
+        for t in prange(qs.shape[0]):
+            _blocks_tile(t, qs, d, m, a, da, sa, sx, bias, out, np.empty(TILE, np.float32))
+    else:
+        acc = np.empty(TILE, np.float32)
+        for t in range(qs.shape[0]):
+            _blocks_tile(t, qs, d, m, a, da, sa, sx, bias, out, acc)
 
 
-@njit(cache=True, nogil=True)
-def matmul_i8_x8(x, qs, d, m, bias, out):
+@njit(cache=True, nogil=True, inline="always")
+def _channels_tile(t, x, qs, d, m, a, da, sa, sx, bias, out, acc):
+    """Tile ``t`` of an int8 per-channel matrix for every row (see :func:`channels_product`)."""
+    n_in, lo = qs.shape[1], t * TILE
+    n_blocks = n_in // 32
+    valid = min(TILE, out.shape[1] - lo)
+    w, dt, mt = qs[t], d[t], m[t]
+    for b in range(out.shape[0]):
+        if n_blocks:
+            _i8_tile(w.ctypes.data, a[b].ctypes.data, da[b].ctypes.data, sa[b].ctypes.data,
+                     sx[b].ctypes.data, dt.ctypes.data, mt.ctypes.data, n_blocks,
+                     acc.ctypes.data)  # fmt: skip
+        else:
+            acc[:] = 0.0
+        for j in range(32 * n_blocks, n_in):
+            xj, wj = x[b, j], w[j]
+            for o in range(TILE):
+                acc[o] += xj * (_f16_as_f32(dt[o]) * _i8(wj[o]) + _f16_as_f32(mt[o]))
+        for o in range(valid):
+            out[b, lo + o] = acc[o] + bias[lo + o]
+
+
+def channels_product(x, qs, d, m, bias, out, threads=1):
     """``out = x @ W.T + bias`` for lmlab's int8 per output channel (``qs`` (n_tiles, in, 64)
     int8, ``d``/``m`` (n_tiles, 64) float16 bits: ``W[o, i] = d[o] * q + m[o]``), each row
     of ``x`` rounded to int8 per block of 32 inputs; the inputs after the last whole block
-    (a width not divisible by 32) are multiplied in float32."""
-    n, n_out = x.shape[0], out.shape[1]
-    n_tiles, n_in = qs.shape[0], qs.shape[1]
-    n_blocks = n_in // 32
-    a, da, sa, sx = _rounded(x, n_blocks)
-    acc = np.empty(TILE, np.float32)
-    for t in range(n_tiles):
-        lo = t * TILE
-        valid = min(TILE, n_out - lo)
-        w, dt, mt = qs[t], d[t], m[t]
-        for b in range(n):
-            if n_blocks:
-                _i8_tile(w.ctypes.data, a[b].ctypes.data, da[b].ctypes.data, sa[b].ctypes.data,
-                         sx[b].ctypes.data, dt.ctypes.data, mt.ctypes.data, n_blocks,
-                         acc.ctypes.data)  # fmt: skip
-            else:
-                acc[:] = 0.0
-            for j in range(32 * n_blocks, n_in):
-                xj, wj = x[b, j], w[j]
-                for o in range(TILE):
-                    acc[o] += xj * (_f16_as_f32(dt[o]) * _i8(wj[o]) + _f16_as_f32(mt[o]))
-            for o in range(valid):
-                out[b, lo + o] = acc[o] + bias[lo + o]
+    (a width not divisible by 32) are multiplied in float32. ``threads``: as
+    :func:`blocks_product`."""
+    a, da, sa, sx = _rounded(x, qs.shape[1] // 32)
+    if threads > 1:
+        for t in prange(qs.shape[0]):
+            _channels_tile(t, x, qs, d, m, a, da, sa, sx, bias, out, np.empty(TILE, np.float32))
+    else:
+        acc = np.empty(TILE, np.float32)
+        for t in range(qs.shape[0]):
+            _channels_tile(t, x, qs, d, m, a, da, sa, sx, bias, out, acc)
 
 
 @njit(cache=True, nogil=True)
@@ -275,3 +292,9 @@ def _rounded(x, n_blocks):
     sx = np.empty((n, n_blocks), np.float32)
     quantize_rows(x, a, da, sa, sx)
     return a, da, sa, sx
+
+
+# The products as plain Python (compiled where they are used: the decoding step inlines them
+# through its overload) and compiled on their own, for a call from Python.
+matmul_x8 = njit(cache=True, nogil=True, parallel=prange_only())(blocks_product)
+matmul_i8_x8 = njit(cache=True, nogil=True, parallel=prange_only())(channels_product)

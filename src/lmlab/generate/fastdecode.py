@@ -141,6 +141,29 @@ def _one_blas_thread():
 _LOADERS_LOCK = threading.Lock()
 
 
+def _kernel_threads() -> int:
+    """Threads for the int8-activation products: PyTorch's thread count (capped by numba's
+    pool), where numba's threading layer is OpenMP or TBB; 1 with its ``workqueue`` layer,
+    which aborts the process when two Python threads run parallel code at once (the
+    server's worker and a request's thread could)."""
+    import numba
+
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if threads > 1:
+        if not _THREADING:
+            from numba.np.ufunc import parallel
+
+            parallel._launch_threads()
+            _THREADING.append(numba.threading_layer())
+        if _THREADING[0] not in ("omp", "tbb"):
+            return 1
+    numba.set_num_threads(threads)
+    return threads
+
+
+_THREADING: list[str] = []  # numba's threading layer, once started
+
+
 def _loader(key: tuple[str, ...]) -> _KernelLoader:
     with _LOADERS_LOCK:
         if key not in _LOADERS:
@@ -357,6 +380,7 @@ class FastDecoder:
                 int(cfg.mlp),
                 cfg.ff_dim if cfg.mlp else 0,
                 int(int8_activations(self.kinds, any(map(_quantised, model.modules())))),
+                1,  # threads: set by each call
             ],
             dtype=np.int64,
         )
@@ -456,6 +480,7 @@ class FastDecoder:
                 tok_emb = self.qemb.rows(torch.from_numpy(ids)).numpy()
                 ids = np.arange(ids.shape[0], dtype=np.int64)
         kernel = self.loader.wait()
+        self.cfg[-1] = _kernel_threads() if self.cfg[-2] else 1
         with _one_blas_thread():
             status = kernel(
                 ids,
