@@ -188,6 +188,28 @@ def worker_quality(model: str, source: str, variant: str, ids: list[int]) -> dic
             "rss_load": rss, "rss_peak": _rss_mb(), "window": window}  # fmt: skip
 
 
+def worker_step_ppl(act8: str, ids: list[int]) -> dict:
+    """SmolLM2 int4 g32's perplexity on the prose fed one token at a time through the
+    decoding step (the path generation takes), with activations rounded to int8 (``act8``
+    "1") or in float32 ("0"): what the faster products cost in quality."""
+    import numpy as np
+    import torch
+
+    os.environ["LMLAB_INT8_ACTIVATIONS"] = act8
+    torch.set_num_threads(1)
+    from lmlab.generate.fastdecode import fast_decoder
+
+    run, _ = _open("smollm2", "builtin:smollm2", "int4 g32")
+    dec = fast_decoder(run.model, True)
+    state = dec.new_state(1)
+    nll = 0.0
+    for i, t in enumerate(ids[:-1]):
+        logits = dec.step(torch.tensor([t]), state)[0].double()
+        nll -= float(logits.log_softmax(-1)[ids[i + 1]])
+    return {"ppl": float(np.exp(nll / (len(ids) - 1))), "tokens": len(ids) - 1,
+            "int8_activations": bool(dec.cfg[-2])}  # fmt: skip
+
+
 def worker_speed(engine: str, threads: int, ids: list[int], rows: int = 1) -> dict:
     from lmlab._allocator import tune_allocator
 
@@ -317,6 +339,8 @@ def main() -> None:
         inp = json.loads(Path(args.worker[-1]).read_text())
         if args.worker[0] == "quality":
             res = worker_quality(args.worker[1], args.worker[2], args.worker[3], inp["ids"])
+        elif args.worker[0] == "step-ppl":
+            res = worker_step_ppl(args.worker[1], inp["ids"])
         elif args.worker[0] == "llama.cpp":
             res = worker_llamacpp(int(args.worker[1]), inp["ids"][:PROMPT_TOKENS], _gguf(), T0)
             res["rss_mb"] = _rss_mb()
@@ -393,12 +417,18 @@ def main() -> None:
                     speed.setdefault((engine, n, 8), []).append(r)
                     print(f"round {rnd + 1} {engine} x8 rows: {r['decode_tok_s'] * 8:.1f} tok/s",
                           flush=True)  # fmt: skip
+    step_ppl = saved.get("step_ppl", {})
+    if args.part in ("all", "speed") and not args.replay:
+        for act8 in ("0", "1"):
+            step_ppl[act8] = spawn("step-ppl", act8, str(inputs["smollm2"]))
+            print(f"int4 g32 through the decoding step, int8 activations {act8}: "
+                  f"{step_ppl[act8]}", flush=True)  # fmt: skip
     load_after = os.getloadavg() if not args.replay else tuple(saved["load_after"])
     if args.replay:
         load_before, began = tuple(saved["load_before"]), saved["began"]
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.replay:
-        raw.write_text(json.dumps({"quality": quality, "began": began,
+        raw.write_text(json.dumps({"quality": quality, "began": began, "step_ppl": step_ppl,
                                    "speed": {json.dumps(list(k)): v for k, v in speed.items()},
                                    "load_before": load_before, "load_after": load_after}))  # fmt: skip
         print(f"raw results: {raw} (--replay renders them again)")
@@ -476,6 +506,15 @@ def main() -> None:
                      f"min-max):\n\n" + table(head, rows))  # fmt: skip
     if not speed:
         parts.append("Speed: not in this results file (run `--part speed` on a quiet machine).")
+    if step_ppl:
+        q4 = quality.get("smollm2", {}).get("llama.cpp Q4_1", {}).get("ppl")
+        ref = f"; llama.cpp Q4_1 on the same text: {q4:.3f}" if q4 else ""
+        verdicts.append(
+            f"- SmolLM2 int4 g32 fed one token at a time through the decoding step "
+            f"({step_ppl['0']['tokens']:,} tokens): perplexity {step_ppl['0']['ppl']:.3f} with "
+            f"float32 activations, {step_ppl['1']['ppl']:.3f} with activations rounded to int8 "
+            f"(the default on this CPU){ref}"
+        )
     body = "\n\n".join(parts + ["\n".join(verdicts), NOTES] + ([llama_note] if llama_note else []))
     print("\n" + body)
     if args.results:

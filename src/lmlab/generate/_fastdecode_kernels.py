@@ -36,7 +36,9 @@ combination of matrix kinds.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numpy as np
 from llvmlite import binding as _ll
@@ -60,6 +62,29 @@ def _prefer_wide_vectors() -> None:
 
 
 _prefer_wide_vectors()
+
+
+def _drop_stale_step_cache() -> None:
+    """numba keys its cache of :func:`decode_step` on this file's contents alone, but the
+    step inlines :mod:`lmlab.generate._int8_products`: when that file changes, the step's
+    cached machine code (in ``__pycache__`` beside this file) is deleted, so that it is
+    compiled again instead of running the old products."""
+    here = Path(__file__)
+    cache = here.parent / "__pycache__"
+    try:
+        digest = hashlib.sha256(here.with_name("_int8_products.py").read_bytes()).hexdigest()
+        stamp = cache / f"{here.stem}.decode_step.deps"
+        if stamp.is_file() and stamp.read_text() == digest:
+            return
+        for f in cache.glob(f"{here.stem}.decode_step-*.nb[ic]"):
+            f.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # a read-only install: nothing cached there either
+        return
+
+
+_drop_stale_step_cache()
 
 from numba import njit, types  # noqa: E402  (after the CPU features are chosen)
 from numba.extending import intrinsic, overload  # noqa: E402
