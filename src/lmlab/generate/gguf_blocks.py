@@ -6,7 +6,9 @@ The decoding kernel (:mod:`lmlab.generate._fastdecode_kernels`) can read those b
 instead - Q4_1 is 0.625 bytes a weight against float32's 4 - and compute the same products
 in float32 (``d * sum(x * q) + m * sum(x)``), so a memory-bound decoding step reads a
 sixth of the bytes and gives the float model's logits (to float32 rounding). Activations
-are never quantised, unlike llama.cpp's Q4 x Q8 products.
+stay float32 (``LMLAB_INT8_ACTIVATIONS=1`` rounds them to int8 as llama.cpp's Q4 x Q8
+products do; quantised runs do so by default, see
+:func:`lmlab.generate.fastdecode.int8_activations`).
 
 Supported block types: Q4_0, Q4_1, Q8_0. A matrix whose tensors have another type (F16,
 K-quants...) or mixed types across layers is left to the dense float path.
