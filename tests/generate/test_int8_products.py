@@ -63,21 +63,23 @@ def test_product_is_the_int8_arithmetic_and_close_to_the_float_product(qtype, ro
 
 @pytest.mark.parametrize("qtype", QTYPES + ["int8"])
 def test_threads_share_the_tiles_and_give_the_same_bits(qtype) -> None:
-    """Two threads (numba's pool) compute disjoint tiles: the same outputs as one thread."""
+    """Two threads (numba's pool) compute disjoint tiles of a matrix large enough to share:
+    the same outputs as one thread."""
     import numba
 
-    from lmlab.generate._int8_products import matmul_i8_x8
+    from lmlab.generate._int8_products import PARALLEL_BYTES, matmul_i8_x8
 
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 96)).astype(np.float32)
+    x = rng.standard_normal((2, 384)).astype(np.float32)
     if qtype == "int8":
         from lmlab.quantize.modules import _tiles
 
-        q = rng.integers(-127, 128, (700, 96)).astype(np.int8)
+        q = rng.integers(-127, 128, (700, 384)).astype(np.int8)
         dm = (rng.random(700) * 0.01).astype(np.float16).view(np.uint16)
         args, fn = (_tiles(q), _tiles(dm), _tiles(dm)), matmul_i8_x8
     else:
-        args, fn = blocks(qtype, out=700)[0], matmul_x8
+        args, fn = blocks(qtype, out=700, n_in=384)[0], matmul_x8
+    assert args[0].size >= PARALLEL_BYTES
     bias = rng.standard_normal(700).astype(np.float32)
     one, two = np.empty((2, 700), np.float32), np.empty((2, 700), np.float32)
     fn(x, *args, bias, one, 1)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,12 @@ _drop_stale_step_cache()
 
 from numba import njit, types  # noqa: E402  (after the CPU features are chosen)
 from numba.extending import intrinsic, overload  # noqa: E402
+
+# A decoding step whose matrices are all dense has no parallel loop to make (its int8
+# products are never reached): numba's warning about it would reach the user's terminal.
+warnings.filterwarnings(
+    "ignore", message=r"(?s).*parallel=True.*no transformation for parallel execution"
+)
 
 
 def prange_only() -> dict[str, bool]:

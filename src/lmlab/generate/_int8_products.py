@@ -49,6 +49,9 @@ def _host_has_vnni() -> bool:
 VNNI = _host_has_vnni()
 
 TILE = 64  # outputs per tile, as in the float kernels' layout
+# Matrices of fewer weight bytes run on one thread: starting the pool's threads costs a few
+# microseconds, as much as such a product takes.
+PARALLEL_BYTES = 1 << 16
 
 _I8, _I32, _F32, _F16 = ir.IntType(8), ir.IntType(32), ir.FloatType(), ir.HalfType()
 _V64I8, _V16I32 = ir.VectorType(_I8, 64), ir.VectorType(_I32, 16)
@@ -237,10 +240,11 @@ def blocks_product(x, qs, d, m, bias, out, threads=1):
     """``out = x @ W.T + bias`` for 4-bit blocks (``qs`` (n_tiles, n_blocks, 16, 64)
     nibbles, ``d``/``m`` float16 bits) or 8-bit blocks (Q8_0: ``qs`` (n_tiles, n_blocks, 32,
     64) int8; ``m`` unused) in the float kernels' layout, each row of ``x`` rounded to int8
-    per block of 32 inputs (:func:`quantize_rows`). With ``threads`` > 1 the tiles are
-    shared among numba's threads (``numba.set_num_threads`` sets how many)."""
+    per block of 32 inputs (:func:`quantize_rows`). With ``threads`` > 1 the tiles of a
+    matrix of :data:`PARALLEL_BYTES` or more are shared among numba's threads
+    (``numba.set_num_threads`` sets how many)."""
     a, da, sa, sx = _rounded(x, qs.shape[1])
-    if threads > 1:
+    if threads > 1 and qs.size >= PARALLEL_BYTES:
         for t in prange(qs.shape[0]):
             _blocks_tile(t, qs, d, m, a, da, sa, sx, bias, out, np.empty(TILE, np.float32))
     else:
@@ -278,7 +282,7 @@ def channels_product(x, qs, d, m, bias, out, threads=1):
     (a width not divisible by 32) are multiplied in float32. ``threads``: as
     :func:`blocks_product`."""
     a, da, sa, sx = _rounded(x, qs.shape[1] // 32)
-    if threads > 1:
+    if threads > 1 and qs.size >= PARALLEL_BYTES:
         for t in prange(qs.shape[0]):
             _channels_tile(t, x, qs, d, m, a, da, sa, sx, bias, out, np.empty(TILE, np.float32))
     else:

@@ -59,7 +59,12 @@ def test_labelled_windows_give_back_the_answer_characters(bpe, chars, words, dat
     for tok in (bpe, chars):
         windows = make_windows([ex], tok, max_len, stride, labels=True)
         hits = [w for w in windows if w.start > 0]
-        assert hits, "the answer is whole in at least one window"
+        end = start + len(text)
+        if not hits:  # an overlap (stride) shorter than the answer can cut it in every window
+            assert all(not (w.offsets[0, 0] <= start and w.offsets[-1, 1] >= end)
+                       for w in windows), "a window holds the whole answer but is not labelled"  # fmt: skip
+            assert stride < len(text)
+            continue
         for w in hits:
             assert span_chars(w, w.start, w.end, context) == (start, start + len(text))
         # a decoder that puts all its mass on the labelled tokens finds exactly the answer
