@@ -317,6 +317,42 @@ def test_block_matrix_product_is_the_dequantised_product(qtype: str, rows: int) 
         np.testing.assert_allclose(out[r], one[0], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("qtype", ["Q4_1", "Q8_0"])
+def test_block_products_on_two_threads_give_the_same_bits(qtype: str) -> None:
+    """The decoding step's float32 products on 4- and 8-bit blocks share a large matrix's
+    tiles among threads: each tile is the single-threaded kernel's, bit for bit."""
+    gguf = pytest.importorskip("gguf")
+    import numba
+
+    from lmlab.generate._fastdecode_kernels import (
+        PARALLEL_BYTES,
+        _q4_threads,
+        _q8_threads,
+        matmul,
+        prange_only,
+    )
+    from lmlab.generate.gguf_blocks import _split_blocks
+
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((700, 384)).astype(np.float32)
+    qs, d, m = _split_blocks(
+        gguf.quants.quantize(w, getattr(gguf.GGMLQuantizationType, qtype)), qtype
+    )
+    assert qs.size >= PARALLEL_BYTES
+    threaded = numba.njit(parallel=prange_only())(_q4_threads if qtype == "Q4_1" else _q8_threads)
+    x = rng.standard_normal((1, 384)).astype(np.float32)
+    bias = rng.standard_normal(700).astype(np.float32)
+    one, two = np.empty((1, 700), np.float32), np.empty((1, 700), np.float32)
+    matmul(x, qs, d, m, bias, one)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        threaded(x, qs, d, m, bias, two, 2)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(one, two)
+
+
 @pytest.mark.parametrize("rows", [1, 2, 4, 7])
 @pytest.mark.parametrize("n_in", [96, 70])
 def test_per_channel_int8_product_for_one_row_and_several(rows: int, n_in: int) -> None:

@@ -87,7 +87,7 @@ def _drop_stale_step_cache() -> None:
 
 _drop_stale_step_cache()
 
-from numba import njit, types  # noqa: E402  (after the CPU features are chosen)
+from numba import njit, prange, types  # noqa: E402  (after the CPU features are chosen)
 from numba.extending import intrinsic, overload  # noqa: E402
 
 # A decoding step whose matrices are all dense has no parallel loop to make (its int8
@@ -108,6 +108,10 @@ def prange_only() -> dict[str, bool]:
     off = ("comprehension", "reduction", "inplace_binop", "setitem", "numpy", "stencil", "fusion")
     return {**dict.fromkeys(off, False), "prange": True}
 
+
+# Matrices of fewer weight bytes run on one thread: starting the pool's threads costs a few
+# microseconds, as much as such a product takes.
+PARALLEL_BYTES = 1 << 16
 
 # Integer settings passed in ``cfg``.
 N_HEAD, N_KV, HEAD_DIM, LLAMA, GELU_TANH, HAS_MLP, FF, INT8_ACT, THREADS = range(9)
@@ -221,68 +225,86 @@ def _mm_dense(x, wt, bias, out):
 
 
 @njit(cache=True, fastmath={"contract"}, nogil=True)
-def _mm_q4(x, qs, d, m, bias, out):
-    """``out = x @ W.T + bias`` for 4-bit blocks: ``qs`` (n_tiles, n_blocks, 16, T) bytes
-    whose low nibble is input ``32k + i`` and high nibble input ``32k + 16 + i`` of block
-    ``k`` (llama.cpp's order), ``d`` and ``m`` (n_tiles, n_blocks, T) float16 bits:
-    ``W[o, 32k + i] = d * q + m``."""
-    n, n_out = x.shape[0], out.shape[1]
-    n_tiles, n_blocks, _, tile = qs.shape
-    acc = np.empty(tile, np.float32)
-    tot = np.empty(tile, np.float32)
-    sums = np.empty((n, n_blocks), np.float32)  # sum of each block's inputs, per row
-    for b in range(n):
+def _q4_tile(t, x, qs, d, m, sums, bias, out, acc, tot):
+    """Tile ``t`` of :func:`_mm_q4` for every row (``sums``: :func:`_block_sums`;
+    ``acc``, ``tot``: scratch of one tile)."""
+    n_blocks, tile = qs.shape[1], qs.shape[3]
+    lo = t * tile
+    valid = min(tile, out.shape[1] - lo)
+    for b in range(x.shape[0]):
+        xb = x[b]
+        tot[:] = 0.0
+        for k in range(n_blocks):
+            q, j0 = qs[t, k], 32 * k
+            acc[:] = 0.0
+            for i in range(16):
+                xl, xh, row = xb[j0 + i], xb[j0 + 16 + i], q[i]
+                for o in range(tile):
+                    acc[o] += xl * _lo4(row[o]) + xh * _hi4(row[o])
+            dk, mk, sk = d[t, k], m[t, k], sums[b, k]
+            for o in range(tile):
+                tot[o] += _f16_as_f32(dk[o]) * acc[o] + _f16_as_f32(mk[o]) * sk
+        for o in range(valid):
+            out[b, lo + o] = tot[o] + bias[lo + o]
+
+
+@njit(cache=True, nogil=True)
+def _block_sums(x, n_blocks):
+    """The sum of each block of 32 inputs, per row (n, n_blocks)."""
+    sums = np.empty((x.shape[0], n_blocks), np.float32)
+    for b in range(x.shape[0]):
         for k in range(n_blocks):
             s = np.float32(0.0)
             for i in range(32):
                 s += x[b, 32 * k + i]
             sums[b, k] = s
-    for t in range(n_tiles):
-        lo = t * tile
-        valid = min(tile, n_out - lo)
-        for b in range(n):
-            xb = x[b]
-            tot[:] = 0.0
-            for k in range(n_blocks):
-                q, j0 = qs[t, k], 32 * k
-                acc[:] = 0.0
-                for i in range(16):
-                    xl, xh, row = xb[j0 + i], xb[j0 + 16 + i], q[i]
-                    for o in range(tile):
-                        acc[o] += xl * _lo4(row[o]) + xh * _hi4(row[o])
-                dk, mk, sk = d[t, k], m[t, k], sums[b, k]
+    return sums
+
+
+@njit(cache=True, fastmath={"contract"}, nogil=True)
+def _mm_q4(x, qs, d, m, bias, out):
+    """``out = x @ W.T + bias`` for 4-bit blocks: ``qs`` (n_tiles, n_blocks, 16, T) bytes
+    whose low nibble is input ``32k + i`` and high nibble input ``32k + 16 + i`` of block
+    ``k`` (llama.cpp's order), ``d`` and ``m`` (n_tiles, n_blocks, T) float16 bits:
+    ``W[o, 32k + i] = d * q + m``."""
+    tile = qs.shape[3]
+    sums = _block_sums(x, qs.shape[1])
+    acc, tot = np.empty(tile, np.float32), np.empty(tile, np.float32)
+    for t in range(qs.shape[0]):
+        _q4_tile(t, x, qs, d, m, sums, bias, out, acc, tot)
+
+
+@njit(cache=True, fastmath={"contract"}, nogil=True)
+def _q8_tile(t, x, qs, d, bias, out, acc, tot):
+    """Tile ``t`` of :func:`_mm_q8` for every row (``acc``, ``tot``: scratch of one tile)."""
+    n_blocks, tile = qs.shape[1], qs.shape[3]
+    lo = t * tile
+    valid = min(tile, out.shape[1] - lo)
+    for b in range(x.shape[0]):
+        xb = x[b]
+        tot[:] = 0.0
+        for k in range(n_blocks):
+            q, j0 = qs[t, k], 32 * k
+            acc[:] = 0.0
+            for i in range(32):
+                xi, row = xb[j0 + i], q[i]
                 for o in range(tile):
-                    tot[o] += _f16_as_f32(dk[o]) * acc[o] + _f16_as_f32(mk[o]) * sk
-            for o in range(valid):
-                out[b, lo + o] = tot[o] + bias[lo + o]
+                    acc[o] += xi * _i8(row[o])
+            dk = d[t, k]
+            for o in range(tile):
+                tot[o] += _f16_as_f32(dk[o]) * acc[o]
+        for o in range(valid):
+            out[b, lo + o] = tot[o] + bias[lo + o]
 
 
 @njit(cache=True, fastmath={"contract"}, nogil=True)
 def _mm_q8(x, qs, d, bias, out):
     """``out = x @ W.T + bias`` for 8-bit blocks: ``qs`` (n_tiles, n_blocks, 32, T) signed
     bytes, ``d`` (n_tiles, n_blocks, T) float16 bits: ``W[o, 32k + i] = d * q``."""
-    n, n_out = x.shape[0], out.shape[1]
-    n_tiles, n_blocks, _, tile = qs.shape
-    acc = np.empty(tile, np.float32)
-    tot = np.empty(tile, np.float32)
-    for t in range(n_tiles):
-        lo = t * tile
-        valid = min(tile, n_out - lo)
-        for b in range(n):
-            xb = x[b]
-            tot[:] = 0.0
-            for k in range(n_blocks):
-                q, j0 = qs[t, k], 32 * k
-                acc[:] = 0.0
-                for i in range(32):
-                    xi, row = xb[j0 + i], q[i]
-                    for o in range(tile):
-                        acc[o] += xi * _i8(row[o])
-                dk = d[t, k]
-                for o in range(tile):
-                    tot[o] += _f16_as_f32(dk[o]) * acc[o]
-            for o in range(valid):
-                out[b, lo + o] = tot[o] + bias[lo + o]
+    tile = qs.shape[3]
+    acc, tot = np.empty(tile, np.float32), np.empty(tile, np.float32)
+    for t in range(qs.shape[0]):
+        _q8_tile(t, x, qs, d, bias, out, acc, tot)
 
 
 @njit(cache=True, fastmath={"contract"}, nogil=True)
@@ -594,13 +616,52 @@ def _mm_act8_impl(x, qs, d, m, bias, out, threads=1):
     return lambda x, qs, d, m, bias, out, threads=1: _mm(x, qs, d, m, bias, out)
 
 
+def _q4_threads(x, qs, d, m, bias, out, threads=1):
+    """:func:`_mm_q4_any`, one row's tiles shared among ``threads`` of numba's threads
+    (plain Python: the decoding step inlines it, see :func:`prange_only`)."""
+    if threads > 1 and x.shape[0] == 1 and qs.size >= PARALLEL_BYTES:
+        sums = _block_sums(x, qs.shape[1])
+        tile = qs.shape[3]
+        for t in prange(qs.shape[0]):
+            _q4_tile(t, x, qs, d, m, sums, bias, out, np.empty(tile, np.float32),
+                     np.empty(tile, np.float32))  # fmt: skip
+    else:
+        _mm_q4_any(x, qs, d, m, bias, out)
+
+
+def _q8_threads(x, qs, d, m, bias, out, threads=1):
+    """:func:`_mm_q8_any`, one row's tiles shared among ``threads`` (see :func:`_q4_threads`)."""
+    if threads > 1 and x.shape[0] == 1 and qs.size >= PARALLEL_BYTES:
+        tile = qs.shape[3]
+        for t in prange(qs.shape[0]):
+            _q8_tile(t, x, qs, d, bias, out, np.empty(tile, np.float32),
+                     np.empty(tile, np.float32))  # fmt: skip
+    else:
+        _mm_q8_any(x, qs, d, m, bias, out)
+
+
+def _mm_threads(x, qs, d, m, bias, out, threads=1):  # pragma: no cover - the overload
+    """:func:`_mm`, the products of 4- and 8-bit blocks shared among ``threads``."""
+    raise NotImplementedError
+
+
+@overload(_mm_threads, inline="always")
+def _mm_threads_impl(x, qs, d, m, bias, out, threads=1):
+    if qs.ndim == 4 and qs.dtype == types.uint8:
+        return _q4_threads
+    if qs.ndim == 4 and qs.dtype == types.int8:
+        return _q8_threads
+    return lambda x, qs, d, m, bias, out, threads=1: _mm(x, qs, d, m, bias, out)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _product(act8, threads, x, w, d, m, bias, out):
-    """``out = x @ W.T + bias``: :func:`_mm`, or :func:`_mm_act8` when ``act8``."""
+    """``out = x @ W.T + bias``: :func:`_mm` (its block products on ``threads``), or
+    :func:`_mm_act8` when ``act8``."""
     if act8:
         _mm_act8(x, w, d, m, bias, out, threads)
     else:
-        _mm(x, w, d, m, bias, out)
+        _mm_threads(x, w, d, m, bias, out, threads)
 
 
 @njit(cache=True, nogil=True)

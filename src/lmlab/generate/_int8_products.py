@@ -36,7 +36,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 # (importing the float kernels also chooses numba's CPU features, before anything compiles)
-from lmlab.generate._fastdecode_kernels import _f16_as_f32, _i8, prange_only
+from lmlab.generate._fastdecode_kernels import PARALLEL_BYTES, _f16_as_f32, _i8, prange_only
 
 
 def _host_has_vnni() -> bool:
@@ -49,9 +49,6 @@ def _host_has_vnni() -> bool:
 VNNI = _host_has_vnni()
 
 TILE = 64  # outputs per tile, as in the float kernels' layout
-# Matrices of fewer weight bytes run on one thread: starting the pool's threads costs a few
-# microseconds, as much as such a product takes.
-PARALLEL_BYTES = 1 << 16
 
 _I8, _I32, _F32, _F16 = ir.IntType(8), ir.IntType(32), ir.FloatType(), ir.HalfType()
 _V64I8, _V16I32 = ir.VectorType(_I8, 64), ir.VectorType(_I32, 16)

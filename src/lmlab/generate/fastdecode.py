@@ -142,7 +142,7 @@ _LOADERS_LOCK = threading.Lock()
 
 
 def _kernel_threads() -> int:
-    """Threads for the int8-activation products: PyTorch's thread count (capped by numba's
+    """Threads for the step's block products: PyTorch's thread count (capped by numba's
     pool), where numba's threading layer is OpenMP or TBB; 1 with its ``workqueue`` layer,
     which aborts the process when two Python threads run parallel code at once (the
     server's worker and a request's thread could)."""
@@ -385,6 +385,9 @@ class FastDecoder:
             dtype=np.int64,
         )
         self.eps = float(cfg.norm_eps)
+        # products that can share their tiles among threads: int8-activation ones, and
+        # float32 ones on 4- and 8-bit blocks (dense float matrices stay on one thread)
+        self._threaded = bool(self.cfg[-2]) or bool({"Q4", "Q8"} & set(self.kinds))
 
     @property
     def nbytes(self) -> int:
@@ -480,7 +483,7 @@ class FastDecoder:
                 tok_emb = self.qemb.rows(torch.from_numpy(ids)).numpy()
                 ids = np.arange(ids.shape[0], dtype=np.int64)
         kernel = self.loader.wait()
-        self.cfg[-1] = _kernel_threads() if self.cfg[-2] else 1
+        self.cfg[-1] = _kernel_threads() if self._threaded else 1
         with _one_blas_thread():
             status = kernel(
                 ids,
